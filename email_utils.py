@@ -1,0 +1,71 @@
+"""Password-reset mail: plain text and HTML from Jinja templates, sent over SMTP with aiosmtplib.
+
+Without MAIL_SERVER the mail is logged instead, so a developer can finish the flow locally.
+"""
+
+import logging
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from config import settings
+
+logger = logging.getLogger(__name__)
+
+templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates" / "email"),
+    autoescape=select_autoescape(["html"]),
+)
+
+RESET_SUBJECT = "Reset your password"
+
+
+def reset_link(token: str) -> str:
+    return f"{settings.frontend_url.rstrip('/')}/reset-password?token={token}"
+
+
+def build_password_reset_email(to_email: str, username: str, token: str) -> EmailMessage:
+    context = {
+        "username": username,
+        "link": reset_link(token),
+        "minutes": settings.reset_token_expire_minutes,
+    }
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to_email
+    message["Subject"] = RESET_SUBJECT
+    message.set_content(templates.get_template("password_reset.txt").render(context))
+    message.add_alternative(
+        templates.get_template("password_reset.html").render(context), subtype="html"
+    )
+    return message
+
+
+async def send_password_reset_email(to_email: str, username: str, token: str) -> None:
+    """Runs as a background task: failures are logged, never raised to the client."""
+    if not settings.mail_server:
+        logger.info(
+            "MAIL_SERVER is not set; password reset mail not sent. To: %s Subject: %s Link: %s",
+            to_email,
+            RESET_SUBJECT,
+            reset_link(token),
+        )
+        return
+    message = build_password_reset_email(to_email, username, token)
+    password = settings.mail_password.get_secret_value() if settings.mail_password else None
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=settings.mail_server,
+            port=settings.mail_port,
+            username=settings.mail_username,
+            password=password,
+            start_tls=settings.mail_use_tls,
+            timeout=15,
+        )
+    except (aiosmtplib.SMTPException, OSError):
+        logger.exception("Could not send password reset mail to %s", to_email)
+    else:
+        logger.info("Password reset mail sent to %s", to_email)

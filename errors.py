@@ -1,0 +1,67 @@
+"""Exception handlers: JSON under /api, HTML on pages, a 503 when the database is down."""
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas import Detail
+
+logger = logging.getLogger(__name__)
+
+
+def is_page(request: Request) -> bool:
+    """Pages get HTML errors; the API, static files and the docs keep JSON."""
+    path = request.url.path
+    return not path.startswith(
+        ("/api/", "/static/", "/media/", "/health", "/docs", "/redoc", "/openapi.json")
+    )
+
+
+async def on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+    if is_page(request):
+        from routers.pages import render_error_page  # pages import schemas; keep this lazy
+
+        return render_error_page(request, exc.status_code, exc.detail, exc.headers)
+    return await http_exception_handler(request, exc)
+
+
+async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+    if is_page(request):
+        from routers.pages import render_error_page
+
+        return render_error_page(request, status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid request")
+    return await request_validation_exception_handler(request, exc)
+
+
+async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+    logger.error("Database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    if is_page(request):
+        from routers.pages import render_error_page
+
+        return render_error_page(
+            request,
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            Detail.DATABASE_UNAVAILABLE,
+            {"Retry-After": "5"},
+        )
+    return JSONResponse(
+        {"detail": Detail.DATABASE_UNAVAILABLE},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    for exc_class in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.add_exception_handler(exc_class, on_database_unavailable)

@@ -1,0 +1,58 @@
+"""Profile-picture processing with Pillow: any supported image in, a clean 300x300 JPEG out.
+
+Blocking work: callers run `make_profile_picture` in a thread.
+"""
+
+from io import BytesIO
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIZE = (300, 300)
+ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
+# Far above any real photo (a 50 MP camera), far below what would exhaust memory.
+MAX_PIXELS = 60_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class InvalidImage(ValueError):
+    pass
+
+
+def make_profile_picture(data: bytes) -> bytes:
+    """Decode, orient, square-crop and resize; the output carries no EXIF (no GPS, no camera)."""
+    try:
+        with Image.open(BytesIO(data)) as img:
+            if img.format not in ACCEPTED_FORMATS:
+                raise InvalidImage(f"unsupported format {img.format}")
+            if img.width * img.height > MAX_PIXELS:
+                raise InvalidImage("image dimensions too large")
+            img.draft("RGB", (SIZE[0] * 2, SIZE[1] * 2))  # JPEG: decode at reduced scale, cheaply
+            picture = ImageOps.exif_transpose(img)  # also loads the first frame of an animation
+            picture = to_rgb(picture)
+            picture = ImageOps.fit(picture, SIZE, Image.Resampling.LANCZOS)
+            out = BytesIO()
+            picture.save(out, "JPEG", quality=85)
+            return out.getvalue()
+    except InvalidImage:
+        raise
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+    ) as exc:
+        raise InvalidImage(str(exc)) from exc
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Flatten transparency onto white and map every mode (P, CMYK, I;16, LA...) to RGB."""
+    if img.mode.startswith("I"):  # 16/32-bit greyscale: scale 0..65535 down to 0..255
+        img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, "white")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")

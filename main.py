@@ -1,0 +1,50 @@
+"""The blog: JSON API under /api, HTML pages, static files. Wiring only."""
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+import errors
+from config import settings
+from database import EMBEDDED, engine, upgrade_to_head
+from routers import health, posts, users
+from security_headers import SecurityHeadersMiddleware
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+HERE = Path(__file__).parent
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    if EMBEDDED:  # zero-setup development: bring the embedded database up to date
+        await run_in_threadpool(upgrade_to_head)
+    yield
+    await engine.dispose()
+
+
+app = FastAPI(
+    title="Blog API",
+    summary="Users, posts and profile pictures, with HTML pages.",
+    lifespan=lifespan,
+)
+app.add_middleware(SecurityHeadersMiddleware)
+if settings.cors_origins:
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
+errors.install(app)
+
+app.include_router(users.router)
+app.include_router(posts.router)
+app.include_router(health.router)
+
+app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+app.mount("/media", StaticFiles(directory=settings.media_dir, check_dir=False), name="media")

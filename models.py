@@ -1,0 +1,67 @@
+"""Tables: users, posts and password-reset tokens."""
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from database import Base
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(50))
+    email: Mapped[str] = mapped_column(String(320))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    image_file: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Bumped when the password changes: access tokens carry it, so old tokens stop working.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    posts: Mapped[list["Post"]] = relationship(
+        back_populates="author", cascade="all, delete-orphan", passive_deletes=True
+    )
+    reset_tokens: Mapped[list["PasswordResetToken"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (
+        Index("uq_users_username_lower", func.lower(username), unique=True),
+        Index("uq_users_email_lower", func.lower(email), unique=True),
+    )
+
+
+class Post(Base):
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    date_posted: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    author: Mapped[User] = relationship(back_populates="posts", lazy="joined", innerjoin=True)
+
+    __mapper_args__ = {"eager_defaults": True}  # INSERT ... RETURNING date_posted, no refresh
+
+    __table_args__ = (
+        # The list pages: newest first, ties broken by id.
+        Index("ix_posts_date_posted_id", date_posted.desc(), id.desc()),
+        # A user's posts, newest first; also serves the foreign key.
+        Index("ix_posts_user_id_date_posted_id", user_id, date_posted.desc(), id.desc()),
+    )
+
+
+class PasswordResetToken(Base):
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Only the SHA-256 of the token is stored: a leaked table resets no password.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(back_populates="reset_tokens")

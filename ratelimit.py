@@ -1,0 +1,60 @@
+"""Per-client-IP rate limits for the endpoints that guess passwords or send mail.
+
+State lives in this process's memory: right for one worker. With several workers, each keeps
+its own window, so the effective limit is multiplied by the worker count; see the README for
+running the limits in Redis instead.
+"""
+
+import time
+from collections import defaultdict, deque
+
+from fastapi import HTTPException, Request, status
+
+from config import settings
+from schemas import Detail
+
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """'10/minute' -> (10, 60)."""
+    count, _, period = rate.partition("/")
+    return int(count), PERIODS[period.strip().lower()]
+
+
+class RateLimit:
+    """A sliding-window limit, used as a route dependency: `Depends(RateLimit(...))`."""
+
+    def __init__(self, scope: str, rate: str):
+        self.scope = scope
+        self.limit, self.window = parse_rate(rate)
+        self.hits: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    def __call__(self, request: Request) -> None:
+        if not settings.rate_limit_enabled:
+            return
+        now = time.monotonic()
+        key = request.client.host if request.client else "unknown"
+        hits = self.hits[key]
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            retry_after = max(1, int(hits[0] + self.window - now) + 1)
+            raise HTTPException(
+                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+                detail=Detail.RATE_LIMITED,
+                headers={"Retry-After": str(retry_after)},
+            )
+        hits.append(now)
+        if len(self.hits) > 10_000:  # forget idle clients so memory stays bounded
+            for ip in [ip for ip, q in self.hits.items() if not q or q[-1] <= now - self.window]:
+                del self.hits[ip]
+
+    def reset(self) -> None:
+        self.hits.clear()
+
+
+login_limit = RateLimit("login", settings.rate_limit_login)
+register_limit = RateLimit("register", settings.rate_limit_register)
+password_reset_limit = RateLimit("password-reset", settings.rate_limit_password_reset)
+ALL_LIMITS = (login_limit, register_limit, password_reset_limit)

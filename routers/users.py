@@ -1,0 +1,311 @@
+"""JSON API for users: accounts, login, passwords and profile pictures."""
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    HTTPException,
+    UploadFile,
+    status,
+)
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.concurrency import run_in_threadpool
+
+import models
+from auth import CurrentUser, create_access_token, hash_password, verify_password
+from config import settings
+from database import SessionDep
+from email_utils import send_password_reset_email
+from images import InvalidImage, make_profile_picture
+from ratelimit import login_limit, password_reset_limit, register_limit
+from routers.posts import fetch_posts_page
+from schemas import (
+    Detail,
+    ForgotPassword,
+    Limit,
+    Message,
+    MessageResponse,
+    PaginatedPosts,
+    PasswordChange,
+    ResetPassword,
+    ResourceId,
+    Skip,
+    Token,
+    UserCreate,
+    UserPrivate,
+    UserPublic,
+    UserUpdate,
+    errors,
+)
+from storage import StorageError, delete_picture_quietly, get_storage, picture_key
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+# The database enforces uniqueness (also against concurrent requests); these name its indexes.
+UNIQUE_VIOLATIONS = {
+    "uq_users_username_lower": Detail.USERNAME_EXISTS,
+    "uq_users_email_lower": Detail.EMAIL_EXISTS,
+}
+
+
+async def commit_user(db: AsyncSession) -> None:
+    """Commit; a duplicate username or email becomes a 400 with the contract's message."""
+    try:
+        await db.commit()
+    except IntegrityError as exc:
+        await db.rollback()
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        if constraint in UNIQUE_VIOLATIONS:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, UNIQUE_VIOLATIONS[constraint]
+            ) from None
+        raise
+
+
+async def get_user_or_404(user_id: ResourceId, db: SessionDep) -> models.User:
+    user = await db.get(models.User, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND)
+    return user
+
+
+UserDep = Annotated[models.User, Depends(get_user_or_404)]
+
+
+def ensure_self(user: models.User, current: models.User, detail: str) -> None:
+    if user.id != current.id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
+
+
+def hash_reset_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def set_password(db: AsyncSession, user: models.User, password: str) -> None:
+    """New hash, every reset token gone, every access token issued so far invalid."""
+    user.password_hash = await hash_password(password)
+    user.token_version += 1
+    await db.execute(
+        delete(models.PasswordResetToken).where(models.PasswordResetToken.user_id == user.id)
+    )
+
+
+@router.post(
+    "",
+    response_model=UserPrivate,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(400, 429),
+    dependencies=[Depends(register_limit)],
+)
+async def create_user(data: UserCreate, db: SessionDep):
+    """Register a new account."""
+    user = models.User(
+        username=data.username,
+        email=data.email.lower(),
+        password_hash=await hash_password(data.password),
+    )
+    db.add(user)
+    await commit_user(db)
+    return user
+
+
+@router.post(
+    "/token", response_model=Token, responses=errors(401, 429), dependencies=[Depends(login_limit)]
+)
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep):
+    """Log in with email (as `username`) and password; answers a bearer token."""
+    user = await db.scalar(
+        select(models.User).where(func.lower(models.User.email) == form.username.lower())
+    )
+    valid, new_hash = await verify_password(form.password, user.password_hash if user else None)
+    if user is None or not valid:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=Detail.BAD_CREDENTIALS,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if new_hash:  # stored with outdated argon2 parameters: upgrade it now we know the password
+        user.password_hash = new_hash
+        await db.commit()
+    return Token(access_token=create_access_token(user))
+
+
+@router.get("/me", response_model=UserPrivate, responses=errors(401))
+async def read_me(user: CurrentUser):
+    """The logged-in user, with email."""
+    return user
+
+
+@router.patch("/me/password", response_model=MessageResponse, responses=errors(400, 401))
+async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDep):
+    """Change the password; every access token issued before stops working."""
+    valid, _ = await verify_password(data.current_password, user.password_hash)
+    if not valid:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.WRONG_PASSWORD)
+    await set_password(db, user, data.new_password)
+    await db.commit()
+    return MessageResponse(message=Message.PASSWORD_CHANGED)
+
+
+@router.post(
+    "/forgot-password",
+    response_model=MessageResponse,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(429),
+    dependencies=[Depends(password_reset_limit)],
+)
+async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db: SessionDep):
+    """Mail a single-use reset link; answers the same whether or not the account exists."""
+    user = await db.scalar(
+        select(models.User).where(func.lower(models.User.email) == data.email.lower())
+    )
+    if user is not None:
+        token = secrets.token_urlsafe(32)
+        await db.execute(
+            delete(models.PasswordResetToken).where(models.PasswordResetToken.user_id == user.id)
+        )
+        db.add(
+            models.PasswordResetToken(
+                user_id=user.id,
+                token_hash=hash_reset_token(token),
+                expires_at=datetime.now(UTC)
+                + timedelta(minutes=settings.reset_token_expire_minutes),
+            )
+        )
+        await db.commit()
+        background.add_task(
+            send_password_reset_email, to_email=user.email, username=user.username, token=token
+        )
+    return MessageResponse(message=Message.RESET_REQUESTED)
+
+
+@router.post(
+    "/reset-password",
+    response_model=MessageResponse,
+    responses=errors(400, 429),
+    dependencies=[Depends(password_reset_limit)],
+)
+async def reset_password(data: ResetPassword, db: SessionDep):
+    """Set a new password with the token from the reset mail."""
+    # Deleting the token is how it is used: two requests with one token cannot both succeed.
+    user_id = await db.scalar(
+        delete(models.PasswordResetToken)
+        .where(
+            models.PasswordResetToken.token_hash == hash_reset_token(data.token),
+            models.PasswordResetToken.expires_at > func.now(),
+        )
+        .returning(models.PasswordResetToken.user_id)
+    )
+    user = await db.get(models.User, user_id) if user_id is not None else None
+    if user is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.INVALID_RESET_TOKEN)
+    await set_password(db, user, data.new_password)
+    await db.commit()
+    return MessageResponse(message=Message.PASSWORD_RESET)
+
+
+@router.get("/{user_id}", response_model=UserPublic, responses=errors(404))
+async def get_user(user: UserDep):
+    """A user's public profile."""
+    return user
+
+
+@router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
+async def list_user_posts(user: UserDep, db: SessionDep, skip: Skip = 0, limit: Limit = None):
+    """A user's posts, newest first."""
+    return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)
+
+
+@router.patch("/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404))
+async def update_user(data: UserUpdate, user: UserDep, current: CurrentUser, db: SessionDep):
+    """Change your username and/or email."""
+    ensure_self(user, current, Detail.UPDATE_USER_FORBIDDEN)
+    changes = data.model_dump(exclude_unset=True)
+    if "email" in changes:
+        changes["email"] = changes["email"].lower()
+    for name, value in changes.items():
+        setattr(user, name, value)
+    await commit_user(db)
+    return user
+
+
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403, 404)
+)
+async def delete_user(user: UserDep, current: CurrentUser, db: SessionDep) -> None:
+    """Delete your account, with its posts, reset tokens and picture."""
+    ensure_self(user, current, Detail.DELETE_USER_FORBIDDEN)
+    image_file = user.image_file
+    await db.delete(user)
+    await db.commit()
+    if image_file:
+        await delete_picture_quietly(image_file)
+
+
+async def read_upload(file: UploadFile) -> bytes:
+    """Read at most the allowed size: a bigger upload is refused without reading it all."""
+    limit = settings.max_upload_size_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"File too large. Maximum size is {limit // (1024 * 1024)}MB",
+        )
+    return data
+
+
+@router.patch(
+    "/{user_id}/picture", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413, 503)
+)
+async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, db: SessionDep):
+    """Upload a profile picture (JPEG, PNG, GIF or WebP); stored as a 300x300 JPEG."""
+    ensure_self(user, current, Detail.UPDATE_PICTURE_FORBIDDEN)
+    data = await read_upload(file)
+    try:
+        picture = await run_in_threadpool(make_profile_picture, data)
+    except InvalidImage:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.INVALID_IMAGE) from None
+
+    new_file = f"{uuid.uuid4().hex}.jpg"
+    try:
+        await get_storage().save(picture_key(new_file), picture, "image/jpeg")
+    except StorageError:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=Detail.UPLOAD_FAILED
+        ) from None
+
+    old_file, user.image_file = user.image_file, new_file
+    try:
+        await db.commit()
+    except Exception as exc:
+        await delete_picture_quietly(new_file)  # the row did not change: drop the new object
+        if isinstance(exc, StaleDataError):  # the account was deleted meanwhile
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND) from None
+        raise
+    if old_file:  # only now that the row points at the new picture
+        await delete_picture_quietly(old_file)
+    return user
+
+
+@router.delete(
+    "/{user_id}/picture", response_model=UserPrivate, responses=errors(400, 401, 403, 404)
+)
+async def delete_picture(user: UserDep, current: CurrentUser, db: SessionDep):
+    """Remove your profile picture; the default one shows again."""
+    ensure_self(user, current, Detail.DELETE_PICTURE_FORBIDDEN)
+    if user.image_file is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.NO_PICTURE)
+    old_file, user.image_file = user.image_file, None
+    await db.commit()
+    await delete_picture_quietly(old_file)
+    return user

@@ -1,0 +1,169 @@
+"""Request and response models, and every error message the API sends."""
+
+from datetime import datetime
+from typing import Annotated, Self
+
+from fastapi import Path, Query
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    computed_field,
+    model_validator,
+)
+
+from storage import public_url
+
+
+class Detail:
+    """The exact `detail` strings of the API contract."""
+
+    USERNAME_EXISTS = "Username already exists"
+    EMAIL_EXISTS = "Email already registered"
+    BAD_CREDENTIALS = "Incorrect email or password"
+    NOT_AUTHENTICATED = "Not authenticated"
+    INVALID_TOKEN = "Invalid or expired token"
+    WRONG_PASSWORD = "Current password is incorrect"
+    INVALID_RESET_TOKEN = "Invalid or expired reset token"
+    USER_NOT_FOUND = "User not found"
+    POST_NOT_FOUND = "Post not found"
+    UPDATE_USER_FORBIDDEN = "Not authorized to update this user"
+    DELETE_USER_FORBIDDEN = "Not authorized to delete this user"
+    UPDATE_PICTURE_FORBIDDEN = "Not authorized to update this user's picture"
+    DELETE_PICTURE_FORBIDDEN = "Not authorized to delete this user's picture"
+    INVALID_IMAGE = "Invalid image file. Please upload a valid image (JPEG, PNG, GIF, WebP)."
+    NO_PICTURE = "No profile picture to delete"
+    UPLOAD_FAILED = "Failed to upload image. Please try again."
+    UPDATE_POST_FORBIDDEN = "Not authorized to update this post"
+    DELETE_POST_FORBIDDEN = "Not authorized to delete this post"
+    RATE_LIMITED = "Too many requests. Please try again later."
+    DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please try again."
+
+
+class Message:
+    PASSWORD_CHANGED = "Password changed successfully"
+    RESET_REQUESTED = (
+        "If an account exists with this email, you will receive password reset instructions."
+    )
+    PASSWORD_RESET = "Password reset successfully. You can now log in with your new password."
+
+
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Password = Annotated[str, Field(min_length=8, max_length=1024)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Content = Annotated[str, Field(min_length=1, max_length=100_000)]
+Email = Annotated[EmailStr, Field(max_length=320)]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class UserCreate(BaseModel):
+    username: Username
+    email: Email
+    password: Password
+
+
+class UserUpdate(BaseModel):
+    username: Username | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        reject_explicit_nulls(self)
+        return self
+
+
+class PasswordChange(BaseModel):
+    current_password: Annotated[str, Field(max_length=1024)]
+    new_password: Password
+
+
+class ForgotPassword(BaseModel):
+    email: Email
+
+
+class ResetPassword(BaseModel):
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    new_password: Password
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    image_file: str | None
+
+    @computed_field
+    @property
+    def image_path(self) -> str:
+        return public_url(self.image_file)
+
+
+class UserPrivate(UserPublic):
+    email: str
+
+
+class PostCreate(BaseModel):
+    title: Title
+    content: Content
+
+
+class PostUpdate(BaseModel):
+    title: Title | None = None
+    content: Content | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        reject_explicit_nulls(self)
+        return self
+
+
+class PostResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    content: str
+    user_id: int
+    date_posted: datetime
+    author: UserPublic
+
+
+class PaginatedPosts(BaseModel):
+    posts: list[PostResponse]
+    total: int
+    skip: int
+    limit: int
+    has_more: bool
+
+
+def reject_explicit_nulls(model: BaseModel) -> None:
+    """A partial update may leave a field out, but may not set it to null."""
+    nulls = [name for name in model.model_fields_set if getattr(model, name) is None]
+    if nulls:
+        raise ValueError(f"{', '.join(sorted(nulls))} may be omitted but not null")
+
+
+# Path ids are PostgreSQL integers: anything outside that range is a 422, not a database error.
+ResourceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Skip = Annotated[int, Query(ge=0, le=2**31 - 1)]
+Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS_PER_PAGE")]
+
+
+def errors(*codes: int) -> dict[int | str, dict]:
+    """Document the error statuses a route can answer, with the shared error body."""
+    return {code: {"model": ErrorResponse} for code in codes}

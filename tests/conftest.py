@@ -1,0 +1,191 @@
+"""Shared fixtures: a real PostgreSQL, a mocked S3 and an HTTP client on the app.
+
+The classic pattern:
+- the environment is set before anything from the app is imported;
+- tables are created once per session on a `NullPool` engine;
+- each test runs in one connection and an outer transaction that is rolled back at the end,
+  the app's session joining it with savepoints, so a test can commit and still leave nothing;
+- S3 is moto's `mock_aws`; the app's `get_db` is overridden to hand out the test session.
+
+The database is TEST_DATABASE_URL when set, else an embedded PostgreSQL in a temporary folder.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+# --- Environment, before any app import ------------------------------------------------------
+_scratch = Path(tempfile.mkdtemp(prefix="blog-tests-"))
+_embedded = None
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+if not TEST_DATABASE_URL:
+    from embedded_postgres import start_embedded_postgres
+
+    _embedded, TEST_DATABASE_URL = start_embedded_postgres(_scratch / "postgres")
+
+TEST_BUCKET = "test-bucket"
+os.environ.update(
+    {
+        "ENVIRONMENT": "development",
+        "DATABASE_URL": TEST_DATABASE_URL,
+        "SECRET_KEY": "test-secret-key-for-the-suite-only-0123456789",
+        "DATA_DIR": str(_scratch / "data"),
+        "MEDIA_DIR": str(_scratch / "media"),
+        "S3_BUCKET_NAME": TEST_BUCKET,
+        "S3_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # Empty means unset: a developer's .env must not point the tests at real services.
+        "S3_ENDPOINT_URL": "",
+        "S3_ACCESS_KEY_ID": "",
+        "S3_SECRET_ACCESS_KEY": "",
+        "MAIL_SERVER": "",
+        "RATE_LIMIT_ENABLED": "false",
+        "FRONTEND_URL": "http://testserver",
+        # Cheap argon2 for speed; production keeps pwdlib's recommended parameters.
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_COST": "1024",
+        "ARGON2_PARALLELISM": "1",
+    }
+)
+
+import inspect  # noqa: E402
+import shutil  # noqa: E402
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from httpx import ASGITransport, AsyncClient  # noqa: E402
+from moto import mock_aws  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
+
+import models  # noqa: E402, F401
+from database import Base, get_db  # noqa: E402
+from main import app  # noqa: E402
+from ratelimit import ALL_LIMITS  # noqa: E402
+
+pytest_plugins = ["anyio"]
+
+TEST_IMAGE = Path(__file__).parent / "test_image.jpeg"
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+def pytest_collection_modifyitems(items):
+    """Every `async def` test runs on anyio, without a marker on each."""
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.add_marker(pytest.mark.anyio)
+
+
+def pytest_unconfigure(config):
+    if _embedded is not None:
+        _embedded.cleanup()
+    shutil.rmtree(_scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+async def engine():
+    engine = create_async_engine(TEST_DATABASE_URL, poolclass=NullPool)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)
+        await conn.run_sync(Base.metadata.create_all)
+    yield engine
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_session(engine):
+    """One connection, one outer transaction, rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+        )
+        yield session
+        await session.close()
+        await transaction.rollback()
+
+
+@pytest.fixture
+def s3():
+    """A moto S3 with the app's bucket; yields a boto3 client to inspect it."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=TEST_BUCKET)
+        yield client
+
+
+@pytest.fixture
+async def client(db_session, s3):
+    async def override_get_db():
+        yield db_session
+
+    app.dependency_overrides[get_db] = override_get_db
+    for limit in ALL_LIMITS:
+        limit.reset()
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
+        yield c
+    app.dependency_overrides.clear()
+
+
+# --- Helpers: keep each test to its point ----------------------------------------------------
+
+
+async def create_test_user(
+    client: AsyncClient,
+    username: str = "alice",
+    email: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+) -> dict:
+    email = email or f"{username}@example.com"
+    response = await client.post(
+        "/api/users", json={"username": username, "email": email, "password": password}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def login_user(client: AsyncClient, email: str, password: str = DEFAULT_PASSWORD) -> str:
+    response = await client.post("/api/users/token", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def auth_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def create_user_and_login(client: AsyncClient, username: str = "alice") -> tuple[dict, dict]:
+    """A registered user and the headers that authenticate as them."""
+    user = await create_test_user(client, username)
+    return user, auth_header(await login_user(client, user["email"]))
+
+
+async def create_test_post(
+    client: AsyncClient, headers: dict, title: str = "Hello", content: str = "First post"
+) -> dict:
+    response = await client.post(
+        "/api/posts", json={"title": title, "content": content}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.fixture
+async def alice(client) -> tuple[dict, dict]:
+    return await create_user_and_login(client, "alice")
+
+
+@pytest.fixture
+async def bob(client) -> tuple[dict, dict]:
+    return await create_user_and_login(client, "bob")

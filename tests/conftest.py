@@ -50,7 +50,6 @@ os.environ.update(
     }
 )
 
-import inspect  # noqa: E402
 import shutil  # noqa: E402
 
 import boto3  # noqa: E402
@@ -69,13 +68,6 @@ pytest_plugins = ["anyio"]
 
 TEST_IMAGE = Path(__file__).parent / "test_image.jpeg"
 DEFAULT_PASSWORD = "correct horse battery"
-
-
-def pytest_collection_modifyitems(items):
-    """Every `async def` test runs on anyio, without a marker on each."""
-    for item in items:
-        if inspect.iscoroutinefunction(getattr(item, "function", None)):
-            item.add_marker(pytest.mark.anyio)
 
 
 def pytest_unconfigure(config):
@@ -116,13 +108,21 @@ async def db_session(engine):
         await transaction.rollback()
 
 
-@pytest.fixture
-def s3():
-    """A moto S3 with the app's bucket; yields a boto3 client to inspect it."""
+@pytest.fixture(scope="session")
+def aws():
+    """moto's `mock_aws` for the whole session: starting it per test costs more than the test."""
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=TEST_BUCKET)
-        yield client
+        yield
+
+
+@pytest.fixture
+def s3(aws):
+    """The app's bucket, empty at the start of each test; yields a boto3 client to inspect it."""
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=TEST_BUCKET)
+    yield client
+    for obj in client.list_objects_v2(Bucket=TEST_BUCKET).get("Contents", []):
+        client.delete_object(Bucket=TEST_BUCKET, Key=obj["Key"])
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 """Posts: create, read, list with pagination, update and delete."""
 
 import pytest
-from conftest import create_test_post
 from sqlalchemy import select
 
 import models
+from conftest import create_test_post
 from schemas import Detail
 
 pytestmark = pytest.mark.anyio

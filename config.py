@@ -68,6 +68,8 @@ class Settings(BaseSettings):
             if self.environment == "production":
                 raise ValueError("SECRET_KEY must be set to a random value in production")
             self.secret_key = SecretStr(load_or_create_secret_key(self.data_dir / "secret_key"))
+        elif self.environment == "production" and len(given) < 32:
+            raise ValueError("SECRET_KEY must be at least 32 characters in production")
         return self
 
 

@@ -28,7 +28,7 @@ os.environ.update(
     {
         "ENVIRONMENT": "development",
         "DATABASE_URL": TEST_DATABASE_URL,
-        "SECRET_KEY": "test-secret-key-for-the-suite-only-0123456789",
+        "SECRET_KEY": "test-secret-key-for-the-suite-only-0123456789abcdef0123456789abcdef",
         "DATA_DIR": str(_scratch / "data"),
         "MEDIA_DIR": str(_scratch / "media"),
         "S3_BUCKET_NAME": TEST_BUCKET,

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 import errors
 from config import settings
 from database import EMBEDDED, engine, upgrade_to_head
-from routers import health, posts, users
+from routers import health, pages, posts, users
 from security_headers import SecurityHeadersMiddleware
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -45,6 +45,7 @@ errors.install(app)
 app.include_router(users.router)
 app.include_router(posts.router)
 app.include_router(health.router)
+app.include_router(pages.router)
 
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 app.mount("/media", StaticFiles(directory=settings.media_dir, check_dir=False), name="media")

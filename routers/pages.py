@@ -1,13 +1,48 @@
-"""HTML pages. They render on the server and call the JSON API from the browser."""
+"""HTML pages. They render on the server and call the JSON API from the browser.
 
+Posts are rendered here, so every page shows its content without JavaScript; the scripts in
+`static/js/` add what needs the token (kept in the browser's storage): the navigation state,
+writing, editing and the account page.
+"""
+
+from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+import models
+from database import SessionDep
+from routers.posts import fetch_posts_page, get_post_or_404
+from routers.users import get_user_or_404
+from schemas import PostResponse, Skip, UserPublic
+
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+
+# Short messages a page shows after a redirect (`?notice=...`): a fixed set, never echoed text.
+NOTICES = {
+    "registered": "Your account is ready. Log in to start writing.",
+    "password-changed": "Your password has changed. Log in again with the new one.",
+    "password-reset": "Your password has been reset. Log in with the new one.",
+    "logged-out": "You are logged out.",
+    "post-deleted": "The post has been deleted.",
+    "account-deleted": "Your account has been deleted.",
+}
+
+
+def format_date(value: datetime) -> str:
+    return f"{value:%B} {value.day}, {value.year}"
+
+
+templates.env.globals["notices"] = NOTICES
+templates.env.filters["date"] = format_date
+
+
+def render(request: Request, name: str, context: dict | None = None, **kwargs) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context or {}, **kwargs)
 
 
 def render_error_page(
@@ -19,4 +54,77 @@ def render_error_page(
         {"status_code": status_code, "detail": detail if isinstance(detail, str) else "Error"},
         status_code=status_code,
         headers=headers,
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+@router.get("/posts", response_class=HTMLResponse)
+async def home_page(request: Request, db: SessionDep, skip: Skip = 0):
+    """The newest posts; "Load more" fetches the next pages from the API."""
+    page = await fetch_posts_page(db, skip=skip, limit=None)
+    return render(
+        request, "home.html", {"page": page, "posts_api": "/api/posts", "list_url": "/posts"}
+    )
+
+
+@router.get("/posts/{post_id}", response_class=HTMLResponse)
+async def post_page(request: Request, post: Annotated[models.Post, Depends(get_post_or_404)]):
+    """One post; its author also gets edit and delete."""
+    return render(request, "post.html", {"post": PostResponse.model_validate(post)})
+
+
+@router.get("/users/{user_id}/posts", response_class=HTMLResponse)
+async def user_posts_page(
+    request: Request,
+    user: Annotated[models.User, Depends(get_user_or_404)],
+    db: SessionDep,
+    skip: Skip = 0,
+):
+    """A user's posts, newest first."""
+    page = await fetch_posts_page(db, skip=skip, limit=None, user_id=user.id)
+    return render(
+        request,
+        "user_posts.html",
+        {
+            "author": UserPublic.model_validate(user),
+            "page": page,
+            "posts_api": f"/api/users/{user.id}/posts",
+            "list_url": f"/users/{user.id}/posts",
+        },
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request):
+    """Log in with email and password."""
+    return render(request, "login.html")
+
+
+@router.get("/register", response_class=HTMLResponse)
+async def register_page(request: Request):
+    """Create an account."""
+    return render(request, "register.html")
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account_page(request: Request):
+    """Profile, picture, password, log out and account deletion (filled in by the browser)."""
+    return render(request, "account.html")
+
+
+@router.get("/forgot-password", response_class=HTMLResponse)
+async def forgot_password_page(request: Request):
+    """Ask for a password-reset mail."""
+    return render(request, "forgot_password.html")
+
+
+@router.get("/reset-password", response_class=HTMLResponse)
+async def reset_password_page(request: Request, token: str = ""):
+    """Choose a new password with the token from the reset mail."""
+    # The token is in the URL: no Referer may carry it to another site, no cache may keep it.
+    return render(
+        request,
+        "reset_password.html",
+        {"token": token},
+        headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"},
     )

@@ -1,0 +1,85 @@
+// The account page: profile, picture (with a preview), password, log out, delete.
+import { ApiError, api, currentUser, logOut, setCurrentUser, token } from "./api.js";
+import { showUser } from "./nav.js";
+import { clearMessages, onSubmit, showError, showSuccess } from "./ui.js";
+
+let user = await currentUser();
+if (!user) window.location.replace("/login?next=/account");
+
+const profile = document.getElementById("profile-form");
+const pictureForm = document.getElementById("picture-form");
+const preview = document.getElementById("picture-preview");
+const fileInput = document.getElementById("picture-file");
+const removeButton = document.getElementById("remove-picture-button");
+
+function show(updated) {
+  user = updated;
+  setCurrentUser(user);
+  showUser(user);
+  document.getElementById("account-summary").textContent = `Logged in as ${user.username} (${user.email}).`;
+  document.getElementById("my-posts-link").href = `/users/${user.id}/posts`;
+  profile.elements.username.value = user.username;
+  profile.elements.email.value = user.email;
+  preview.src = user.image_path;
+  removeButton.hidden = !user.image_file;
+}
+
+if (user) show(user);
+
+onSubmit(profile, async ({ username, email }) => {
+  show(await api(`/api/users/${user.id}`, { method: "PATCH", json: { username, email } }));
+  showSuccess(profile, "Profile saved.");
+});
+
+// The preview is a data: URL (the page's policy allows data: images, not blob:).
+fileInput.addEventListener("change", () => {
+  const [file] = fileInput.files;
+  clearMessages(pictureForm);
+  if (!file) return;
+  const reader = new FileReader();
+  reader.addEventListener("load", () => {
+    preview.src = reader.result;
+  });
+  reader.readAsDataURL(file);
+});
+
+onSubmit(pictureForm, async () => {
+  const [file] = fileInput.files;
+  if (!file) throw new ApiError(422, [{ loc: ["body", "file"], msg: "Choose an image first." }]);
+  const body = new FormData();
+  body.append("file", file);
+  show(await api(`/api/users/${user.id}/picture`, { method: "PATCH", body }));
+  pictureForm.reset();
+  showSuccess(pictureForm, "Picture updated.");
+});
+
+removeButton.addEventListener("click", async () => {
+  try {
+    show(await api(`/api/users/${user.id}/picture`, { method: "DELETE" }));
+    showSuccess(pictureForm, "Picture removed.");
+  } catch (error) {
+    showError(pictureForm, error);
+  }
+});
+
+const password = document.getElementById("password-form");
+onSubmit(password, async ({ current_password, new_password }) => {
+  await api("/api/users/me/password", { method: "PATCH", json: { current_password, new_password } });
+  token.clear(); // the server has ended every session: log in again with the new password
+  window.location.assign("/login?notice=password-changed&next=/account");
+});
+
+document.getElementById("account-logout-button").addEventListener("click", () => logOut());
+
+document.getElementById("delete-account-button").addEventListener("click", async () => {
+  if (!window.confirm("Delete your account, your posts and your picture? This cannot be undone.")) return;
+  const error = document.getElementById("delete-account-error");
+  error.hidden = true;
+  try {
+    await api(`/api/users/${user.id}`, { method: "DELETE" });
+    logOut("account-deleted");
+  } catch (failure) {
+    error.textContent = failure.message;
+    error.hidden = false;
+  }
+});

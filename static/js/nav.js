@@ -1,0 +1,29 @@
+// On every page: the navigation knows who is logged in; "New post" writes from anywhere.
+import { api, currentUser, logOut } from "./api.js";
+import { onSubmit } from "./ui.js";
+
+export function showUser(user) {
+  for (const group of document.querySelectorAll("[data-auth]")) {
+    group.hidden = (group.dataset.auth === "in") !== Boolean(user);
+  }
+  if (!user) return;
+  document.getElementById("nav-username").textContent = user.username;
+  document.getElementById("nav-avatar").src = user.image_path;
+}
+
+const dialog = document.getElementById("new-post-dialog");
+const form = document.getElementById("new-post-form");
+
+document.getElementById("new-post-button").addEventListener("click", () => {
+  dialog.showModal();
+  form.elements.title.focus();
+});
+dialog.querySelector("[data-close-dialog]").addEventListener("click", () => dialog.close());
+document.getElementById("logout-button").addEventListener("click", () => logOut());
+
+onSubmit(form, async ({ title, content }) => {
+  const post = await api("/api/posts", { method: "POST", json: { title, content } });
+  window.location.assign(`/posts/${post.id}`);
+});
+
+showUser(await currentUser());

@@ -1,0 +1,87 @@
+// Small DOM helpers shared by the pages: form errors, busy buttons, post cards.
+
+export function formValues(form) {
+  return Object.fromEntries(new FormData(form));
+}
+
+export function clearMessages(form) {
+  for (const element of form.querySelectorAll(".field-error, .form-error, .form-success")) {
+    element.hidden = true;
+    element.textContent = "";
+  }
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+}
+
+/** Each field's message next to its input; anything else in the form's error line. */
+export function showError(form, error) {
+  clearMessages(form);
+  let shown = false;
+  for (const [field, message] of Object.entries(error.fields ?? {})) {
+    const slot = field && form.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+    if (!slot) continue;
+    slot.textContent = message;
+    slot.hidden = false;
+    form.querySelector(`[name="${CSS.escape(field)}"]`)?.setAttribute("aria-invalid", "true");
+    shown = true;
+  }
+  const line = form.querySelector(".form-error");
+  if (line && (!shown || error.fields?.[""])) {
+    line.textContent = shown ? error.fields[""] : error.message;
+    line.hidden = false;
+  }
+}
+
+export function showSuccess(form, message) {
+  clearMessages(form);
+  const line = form.querySelector(".form-success");
+  line.textContent = message;
+  line.hidden = false;
+}
+
+/** Run `action` on submit with the button disabled; its ApiError shows in the form. */
+export function onSubmit(form, action) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    clearMessages(form);
+    try {
+      await action(formValues(form));
+    } catch (error) {
+      showError(form, error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+/** A local path to go to after logging in; never another site. */
+export function safeNext(value) {
+  return value && value.startsWith("/") && !value.startsWith("//") ? value : "/";
+}
+
+const DATE_FORMAT = new Intl.DateTimeFormat("en-US", { month: "long", day: "numeric", year: "numeric" });
+
+function element(tag, attributes = {}, text = null) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  if (text !== null) node.textContent = text; // user-written text stays text
+  return node;
+}
+
+/** The same markup as templates/_post_card.html. */
+export function postCard(post) {
+  const card = element("article", { class: "card post-card", "data-post-id": post.id });
+  const meta = element("div", { class: "post-meta" });
+  const avatar = element("img", { class: "avatar", src: post.author.image_path, alt: "", width: 40, height: 40 });
+  const who = element("div");
+  who.append(
+    element("a", { class: "author", href: `/users/${post.author.id}/posts` }, post.author.username),
+    element("time", { datetime: post.date_posted }, DATE_FORMAT.format(new Date(post.date_posted))),
+  );
+  meta.append(avatar, who);
+  const title = element("h2", { class: "post-title" });
+  title.append(element("a", { href: `/posts/${post.id}` }, post.title));
+  card.append(meta, title, element("p", { class: "post-excerpt" }, post.content));
+  return card;
+}

@@ -1,0 +1,245 @@
+"""HTML pages as the server renders them: content without JavaScript, escaping, HTML errors."""
+
+import re
+
+import pytest
+
+from conftest import auth_header, create_test_post, create_test_user, login_user
+from routers.pages import NOTICES
+
+pytestmark = pytest.mark.anyio
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
+
+
+def assert_html(response, status: int = 200) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+async def create_posts(client, headers, count: int) -> list[dict]:
+    return [await create_test_post(client, headers, title=f"Post {n}") for n in range(1, count + 1)]
+
+
+# --- Lists -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/posts"])
+async def test_home_page_renders_newest_posts_on_the_server(client, alice, path):
+    _, headers = alice
+    await create_posts(client, headers, 3)
+    html = assert_html(await client.get(path))
+    assert html.index("Post 3") < html.index("Post 2") < html.index("Post 1")
+    assert 'href="/users/' in html
+    assert 'id="load-more"' not in html
+
+
+async def test_home_page_shows_an_empty_state_without_posts(client):
+    html = assert_html(await client.get("/"))
+    assert "No posts yet." in html
+
+
+async def test_home_page_renders_one_page_and_links_load_more_to_the_next(client, alice):
+    _, headers = alice
+    await create_posts(client, headers, 15)
+    html = assert_html(await client.get("/"))
+    assert html.count('class="card post-card"') == 10
+    assert 'href="/posts?skip=10"' in html
+    assert 'data-api="/api/posts"' in html
+    assert 'data-next-skip="10"' in html
+
+
+async def test_home_page_with_skip_renders_the_next_page_without_javascript(client, alice):
+    _, headers = alice
+    await create_posts(client, headers, 15)
+    html = assert_html(await client.get("/posts?skip=10"))
+    assert html.count('class="card post-card"') == 5
+    assert ">Post 1<" in html
+    assert ">Post 6<" not in html
+    assert 'id="load-more"' not in html
+
+
+async def test_home_page_with_negative_skip_is_an_html_422(client):
+    html = assert_html(await client.get("/posts?skip=-1"), 422)
+    assert "Invalid request" in html
+
+
+async def test_user_posts_page_lists_only_that_users_posts(client, alice, bob):
+    alice_user, alice_headers = alice
+    _, bob_headers = bob
+    await create_test_post(client, alice_headers, title="By Alice")
+    await create_test_post(client, bob_headers, title="By Bob")
+    html = assert_html(await client.get(f"/users/{alice_user['id']}/posts"))
+    assert "Posts by alice" in html
+    assert "By Alice" in html
+    assert "By Bob" not in html
+    assert f'data-api="/api/users/{alice_user["id"]}/posts"' in html
+    assert "1 post<" in html
+
+
+async def test_user_posts_page_links_load_more_to_its_own_next_page(client, alice):
+    user, headers = alice
+    await create_posts(client, headers, 11)
+    html = assert_html(await client.get(f"/users/{user['id']}/posts"))
+    assert f'href="/users/{user["id"]}/posts?skip=10"' in html
+
+
+async def test_user_posts_page_of_missing_user_is_an_html_404(client):
+    html = assert_html(await client.get("/users/999999/posts"), 404)
+    assert "User not found" in html
+
+
+# --- One post --------------------------------------------------------------------------------
+
+
+async def test_post_page_renders_the_post_with_its_author(client, alice):
+    user, headers = alice
+    post = await create_test_post(client, headers, title="A title", content="Line one\nLine two")
+    html = assert_html(await client.get(f"/posts/{post['id']}"))
+    assert '<h1 class="post-title" id="post-title">A title</h1>' in html
+    assert "Line one\nLine two" in html
+    assert f'data-author-id="{user["id"]}"' in html
+    assert "<title>A title · Blog</title>" in html
+
+
+async def test_post_page_hides_owner_actions_until_the_browser_knows_the_owner(client, alice):
+    _, headers = alice
+    post = await create_test_post(client, headers)
+    html = assert_html(await client.get(f"/posts/{post['id']}"))
+    assert re.search(r'id="owner-actions"\s+hidden', html)
+    assert re.search(r'id="edit-post-form"[^>]*\bhidden\b', html)
+
+
+async def test_missing_post_page_is_an_html_404(client):
+    html = assert_html(await client.get("/posts/999999"), 404)
+    assert "<h1>Post not found</h1>" in html
+    assert '<link rel="stylesheet" href="/static/css/main.css">' in html
+
+
+async def test_unknown_page_path_is_an_html_404(client):
+    html = assert_html(await client.get("/no-such-page"), 404)
+    assert "There is nothing at this address." in html
+
+
+async def test_api_errors_stay_json(client):
+    response = await client.get("/api/posts/999999")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": "Post not found"}
+
+
+# --- Escaping --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["home", "post", "user"])
+async def test_hostile_title_and_username_render_as_text(client, page):
+    user = await create_test_user(client, f"<b>{page}</b>", email=f"{page}@example.com")
+    headers = auth_header(await login_user(client, user["email"]))
+    post = await create_test_post(client, headers, title=HOSTILE, content="<script>x()</script>")
+    path = {"home": "/", "post": f"/posts/{post['id']}", "user": f"/users/{user['id']}/posts"}
+    html = assert_html(await client.get(path[page]))
+    assert ESCAPED in html
+    assert HOSTILE not in html
+    assert "<script>x()" not in html
+    assert f"&lt;b&gt;{page}&lt;/b&gt;" in html
+
+
+async def test_reset_page_escapes_a_hostile_token(client):
+    html = assert_html(await client.get('/reset-password?token="><script>alert(1)</script>'))
+    assert 'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in html
+    assert "<script>alert(1)" not in html
+
+
+# --- Forms and account -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/login", 'id="login-form"'),
+        ("/register", 'id="register-form"'),
+        ("/forgot-password", 'id="forgot-form"'),
+        ("/account", 'id="profile-form"'),
+    ],
+)
+async def test_form_pages_render_their_form(client, path, form):
+    html = assert_html(await client.get(path))
+    assert form in html
+    # Without JavaScript a form must never put a password in the URL.
+    assert 'method="post"' in html
+
+
+async def test_reset_password_page_sends_no_referrer_and_keeps_the_token(client):
+    response = await client.get("/reset-password?token=abc123")
+    html = assert_html(response)
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    assert '<input type="hidden" name="token" value="abc123">' in html
+
+
+async def test_reset_password_page_without_token_says_the_link_is_incomplete(client):
+    response = await client.get("/reset-password")
+    html = assert_html(response)
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert 'id="reset-form"' not in html
+    assert "This link has no reset token." in html
+
+
+async def test_other_pages_keep_the_default_referrer_policy(client):
+    response = await client.get("/login")
+    assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+
+
+@pytest.mark.parametrize("notice", sorted(NOTICES))
+async def test_known_notice_is_shown_after_a_redirect(client, notice):
+    html = assert_html(await client.get(f"/login?notice={notice}"))
+    assert f'<p class="notice" role="status">{NOTICES[notice]}</p>' in html
+
+
+async def test_unknown_notice_is_not_echoed(client):
+    html = assert_html(await client.get("/login?notice=<b>hi</b>"))
+    assert 'class="notice"' not in html
+    assert "<b>hi</b>" not in html
+
+
+# --- Assets and policy -----------------------------------------------------------------------
+
+
+async def test_pages_load_only_local_assets_and_no_inline_script_or_style(client, alice):
+    _, headers = alice
+    post = await create_test_post(client, headers)
+    for path in ["/", f"/posts/{post['id']}", "/login", "/register", "/account", "/nope"]:
+        html = (await client.get(path)).text
+        assert "<script>" not in html
+        assert " style=" not in html
+        assert " onclick=" not in html
+        for url in re.findall(r'(?:src|href)="([^"]+)"', html):
+            assert url.startswith(("/", "#")), f"{path} loads {url}"
+
+
+@pytest.mark.parametrize(
+    "asset",
+    [
+        "/static/css/main.css",
+        "/static/js/api.js",
+        "/static/js/ui.js",
+        "/static/js/nav.js",
+        "/static/js/posts-list.js",
+        "/static/js/post.js",
+        "/static/js/auth.js",
+        "/static/js/account.js",
+        "/static/favicon.svg",
+        "/static/profile_pics/default.jpg",
+    ],
+)
+async def test_page_assets_are_served(client, asset):
+    response = await client.get(asset)
+    assert response.status_code == 200
+    assert response.content
+
+
+async def test_pages_send_the_strict_content_security_policy(client):
+    response = await client.get("/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]

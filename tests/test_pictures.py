@@ -1,0 +1,273 @@
+"""Profile pictures: upload to S3, replace, delete; and the local-disk backend."""
+
+from io import BytesIO
+
+import pytest
+from PIL import Image
+
+import storage
+from config import settings
+from conftest import TEST_BUCKET, TEST_IMAGE
+from schemas import Detail
+
+pytestmark = pytest.mark.anyio
+
+S3_URL = f"https://{TEST_BUCKET}.s3.us-east-1.amazonaws.com/profile_pics/"
+
+
+def image_bytes(size=(640, 480), fmt="PNG", color=(30, 120, 200)) -> bytes:
+    out = BytesIO()
+    Image.new("RGB", size, color).save(out, fmt)
+    return out.getvalue()
+
+
+async def upload(client, user, headers, data: bytes = None, name="me.jpg", mime="image/jpeg"):
+    data = TEST_IMAGE.read_bytes() if data is None else data
+    return await client.patch(
+        f"/api/users/{user['id']}/picture", files={"file": (name, data, mime)}, headers=headers
+    )
+
+
+def bucket_keys(s3) -> list[str]:
+    return [obj["Key"] for obj in s3.list_objects_v2(Bucket=TEST_BUCKET).get("Contents", [])]
+
+
+def stored_image(s3, image_file: str) -> Image.Image:
+    body = s3.get_object(Bucket=TEST_BUCKET, Key=f"profile_pics/{image_file}")["Body"].read()
+    return Image.open(BytesIO(body))
+
+
+# --- Upload ----------------------------------------------------------------------------------
+
+
+async def test_upload_picture_stores_a_300px_jpeg_in_s3(client, alice, s3):
+    user, headers = alice
+    response = await upload(client, user, headers)
+    assert response.status_code == 200
+    body = response.json()
+    image_file = body["image_file"]
+    assert len(image_file) == 36 and image_file.endswith(".jpg")
+    int(image_file.removesuffix(".jpg"), 16)  # a uuid hex
+    assert body["image_path"] == S3_URL + image_file
+    assert body["email"] == user["email"]
+    assert bucket_keys(s3) == [f"profile_pics/{image_file}"]
+    picture = stored_image(s3, image_file)
+    assert (picture.format, picture.size, picture.mode) == ("JPEG", (300, 300), "RGB")
+
+
+async def test_upload_crops_the_centre_square(client, alice, s3):
+    user, headers = alice
+    wide = Image.new("RGB", (900, 300), (255, 0, 0))
+    wide.paste((0, 0, 255), (300, 0, 600, 300))  # a blue middle third between red sides
+    out = BytesIO()
+    wide.save(out, "PNG")
+    body = (await upload(client, user, headers, out.getvalue(), "wide.png", "image/png")).json()
+    r, g, b = stored_image(s3, body["image_file"]).getpixel((150, 150))
+    assert b > 200 and r < 50
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "WEBP", "JPEG"])
+async def test_upload_accepts_each_supported_format(client, alice, s3, fmt):
+    user, headers = alice
+    response = await upload(client, user, headers, image_bytes(fmt=fmt), f"pic.{fmt.lower()}")
+    assert response.status_code == 200
+    assert stored_image(s3, response.json()["image_file"]).format == "JPEG"
+
+
+async def test_picture_shows_on_the_public_profile_and_posts(client, alice, s3):
+    user, headers = alice
+    image_file = (await upload(client, user, headers)).json()["image_file"]
+    profile = (await client.get(f"/api/users/{user['id']}")).json()
+    assert (profile["image_file"], profile["image_path"]) == (image_file, S3_URL + image_file)
+    await client.post("/api/posts", json={"title": "t", "content": "c"}, headers=headers)
+    post = (await client.get("/api/posts")).json()["posts"][0]
+    assert post["author"]["image_path"] == S3_URL + image_file
+
+
+async def test_new_upload_replaces_and_deletes_the_old_picture(client, alice, s3):
+    user, headers = alice
+    first = (await upload(client, user, headers)).json()["image_file"]
+    second = (await upload(client, user, headers, image_bytes())).json()["image_file"]
+    assert first != second
+    assert bucket_keys(s3) == [f"profile_pics/{second}"]
+
+
+async def test_upload_for_other_user_is_forbidden(client, alice, bob, s3):
+    _, alice_headers = alice
+    bob_user, _ = bob
+    response = await upload(client, bob_user, alice_headers)
+    assert response.status_code == 403
+    assert response.json() == {"detail": Detail.UPDATE_PICTURE_FORBIDDEN}
+    assert bucket_keys(s3) == []
+
+
+async def test_upload_without_token_is_unauthorized(client, alice):
+    user, _ = alice
+    response = await upload(client, user, {})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "mime"),
+    [
+        (b"definitely not an image", "me.jpg", "image/jpeg"),
+        (b"", "empty.png", "image/png"),
+        (b"%PDF-1.4 fake", "doc.pdf", "application/pdf"),
+    ],
+)
+async def test_upload_of_non_image_is_rejected(client, alice, s3, data, name, mime):
+    user, headers = alice
+    response = await upload(client, user, headers, data, name, mime)
+    assert response.status_code == 400
+    assert response.json() == {"detail": Detail.INVALID_IMAGE}
+    assert bucket_keys(s3) == []
+
+
+async def test_upload_of_unsupported_image_format_is_rejected(client, alice, s3):
+    user, headers = alice
+    response = await upload(client, user, headers, image_bytes(fmt="BMP"), "me.bmp", "image/bmp")
+    assert response.status_code == 400
+    assert response.json() == {"detail": Detail.INVALID_IMAGE}
+
+
+async def test_upload_over_the_size_limit_is_rejected(client, alice, s3, monkeypatch):
+    user, headers = alice
+    data = image_bytes()
+    monkeypatch.setattr(settings, "max_upload_size_bytes", len(data) - 1)
+    response = await upload(client, user, headers, data, "me.png", "image/png")
+    assert response.status_code == 413
+    assert response.json() == {"detail": "File too large. Maximum size is 0MB"}
+    assert bucket_keys(s3) == []
+
+
+async def test_upload_over_the_default_limit_names_5mb(client, alice, s3):
+    user, headers = alice
+    too_big = b"\xff\xd8" + b"\0" * settings.max_upload_size_bytes
+    response = await upload(client, user, headers, too_big)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "File too large. Maximum size is 5MB"}
+
+
+async def test_upload_without_file_is_422(client, alice):
+    user, headers = alice
+    response = await client.patch(f"/api/users/{user['id']}/picture", headers=headers)
+    assert response.status_code == 422
+
+
+async def test_upload_when_s3_fails_is_503_and_keeps_the_old_picture(client, alice, s3):
+    user, headers = alice
+    old = (await upload(client, user, headers)).json()["image_file"]
+    s3.delete_object(Bucket=TEST_BUCKET, Key=f"profile_pics/{old}")
+    s3.delete_bucket(Bucket=TEST_BUCKET)  # every write now fails
+    try:
+        response = await upload(client, user, headers, image_bytes())
+        assert response.status_code == 503
+        assert response.json() == {"detail": Detail.UPLOAD_FAILED}
+        me = (await client.get("/api/users/me", headers=headers)).json()
+        assert me["image_file"] == old
+    finally:
+        s3.create_bucket(Bucket=TEST_BUCKET)
+
+
+# --- Delete ----------------------------------------------------------------------------------
+
+
+async def test_delete_picture_removes_object_and_restores_default(client, alice, s3):
+    user, headers = alice
+    await upload(client, user, headers)
+    response = await client.delete(f"/api/users/{user['id']}/picture", headers=headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["image_file"], body["image_path"]) == (None, storage.DEFAULT_PICTURE_URL)
+    assert bucket_keys(s3) == []
+
+
+async def test_delete_picture_when_there_is_none_is_rejected(client, alice):
+    user, headers = alice
+    response = await client.delete(f"/api/users/{user['id']}/picture", headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {"detail": Detail.NO_PICTURE}
+
+
+async def test_delete_other_users_picture_is_forbidden(client, alice, bob, s3):
+    alice_user, alice_headers = alice
+    _, bob_headers = bob
+    await upload(client, alice_user, alice_headers)
+    response = await client.delete(f"/api/users/{alice_user['id']}/picture", headers=bob_headers)
+    assert response.status_code == 403
+    assert response.json() == {"detail": Detail.DELETE_PICTURE_FORBIDDEN}
+    assert len(bucket_keys(s3)) == 1
+
+
+async def test_deleting_the_user_deletes_the_picture(client, alice, s3):
+    user, headers = alice
+    await upload(client, user, headers)
+    assert (await client.delete(f"/api/users/{user['id']}", headers=headers)).status_code == 204
+    assert bucket_keys(s3) == []
+
+
+async def test_a_failed_delete_of_the_old_picture_is_logged_not_fatal(client, alice, s3, caplog):
+    user, headers = alice
+    await upload(client, user, headers)
+
+    async def refuse(key):
+        raise storage.StorageError("S3 said no")
+
+    backend = storage.get_storage()
+    original, backend.delete = backend.delete, refuse
+    try:
+        response = await client.delete(f"/api/users/{user['id']}/picture", headers=headers)
+    finally:
+        backend.delete = original
+    assert response.status_code == 200
+    assert "Could not delete old profile picture" in caplog.text
+
+
+# --- Backends --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_storage(monkeypatch):
+    """Pictures on local disk (MEDIA_DIR), as when S3_BUCKET_NAME is unset."""
+    backend = storage.LocalStorage(settings.media_dir)
+    monkeypatch.setattr(storage, "get_storage", lambda: backend)
+    return backend
+
+
+async def test_local_storage_upload_is_served_under_media(client, alice, local_storage):
+    user, headers = alice
+    body = (await upload(client, user, headers)).json()
+    assert body["image_path"] == f"/media/profile_pics/{body['image_file']}"
+    assert (settings.media_dir / "profile_pics" / body["image_file"]).is_file()
+    served = await client.get(body["image_path"])
+    assert served.status_code == 200
+    assert Image.open(BytesIO(served.content)).size == (300, 300)
+
+
+async def test_local_storage_replace_and_delete_remove_files(client, alice, local_storage):
+    user, headers = alice
+    first = (await upload(client, user, headers)).json()["image_file"]
+    second = (await upload(client, user, headers, image_bytes())).json()["image_file"]
+    folder = settings.media_dir / "profile_pics"
+    assert not (folder / first).exists()
+    await client.delete(f"/api/users/{user['id']}/picture", headers=headers)
+    assert not (folder / second).exists()
+
+
+async def test_local_storage_refuses_keys_outside_its_folder(tmp_path):
+    backend = storage.LocalStorage(tmp_path / "media")
+    with pytest.raises(storage.StorageError):
+        await backend.save("../escape.jpg", b"x", "image/jpeg")
+    assert not (tmp_path / "escape.jpg").exists()
+
+
+def test_s3_url_with_custom_endpoint():
+    backend = storage.S3Storage("pics", region="auto", endpoint_url="http://127.0.0.1:9000/")
+    assert backend.url("profile_pics/a.jpg") == "http://127.0.0.1:9000/pics/profile_pics/a.jpg"
+
+
+def test_s3_url_on_aws():
+    backend = storage.S3Storage("pics", region="eu-west-3")
+    assert backend.url("profile_pics/a.jpg") == (
+        "https://pics.s3.eu-west-3.amazonaws.com/profile_pics/a.jpg"
+    )

@@ -1,0 +1,51 @@
+"""Settings: the generated development secret, and what production refuses."""
+
+import stat
+
+import pytest
+from pydantic import ValidationError
+
+from config import Settings
+
+
+def test_missing_secret_key_is_generated_once_and_kept_private(tmp_path, caplog):
+    first = Settings(_env_file=None, secret_key=None, data_dir=tmp_path)
+    key_file = tmp_path / "secret_key"
+    assert key_file.read_text() == first.secret_key.get_secret_value()
+    assert len(first.secret_key.get_secret_value()) >= 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert "generated one" in caplog.text
+    assert first.secret_key.get_secret_value() not in caplog.text
+
+    second = Settings(_env_file=None, secret_key=None, data_dir=tmp_path)
+    assert second.secret_key == first.secret_key
+
+
+def test_placeholder_secret_key_is_replaced_in_development(tmp_path):
+    settings = Settings(_env_file=None, secret_key="change-me", data_dir=tmp_path)
+    assert settings.secret_key.get_secret_value() != "change-me"
+
+
+@pytest.mark.parametrize("secret_key", [None, "", "change-me", "too-short-for-production"])
+def test_production_refuses_a_missing_placeholder_or_short_secret_key(tmp_path, secret_key):
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(_env_file=None, environment="production", secret_key=secret_key, data_dir=tmp_path)
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_accepts_a_real_secret_key(tmp_path):
+    key = "k" * 48
+    settings = Settings(_env_file=None, environment="production", secret_key=key)
+    assert settings.secret_key.get_secret_value() == key
+
+
+def test_secret_key_is_hidden_in_repr(tmp_path):
+    settings = Settings(_env_file=None, secret_key="s" * 40, data_dir=tmp_path)
+    assert "s" * 40 not in repr(settings)
+
+
+def test_empty_variables_count_as_unset(monkeypatch, tmp_path):
+    monkeypatch.setenv("S3_BUCKET_NAME", "")
+    monkeypatch.setenv("MAIL_SERVER", "")
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    assert (settings.s3_bucket_name, settings.mail_server) == (None, None)

@@ -1,0 +1,105 @@
+"""The password-reset mail: its content, the log fallback, and real delivery over SMTP."""
+
+import logging
+import socket
+from email import message_from_bytes, policy
+
+import pytest
+from aiosmtpd.controller import Controller
+
+import email_utils
+from config import settings
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "tok_abc-123"
+LINK = f"{settings.frontend_url}/reset-password?token={TOKEN}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps what it receives."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink(monkeypatch):
+    """A real SMTP server on loopback, and the app pointed at it."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    monkeypatch.setattr(settings, "mail_server", "127.0.0.1")
+    monkeypatch.setattr(settings, "mail_port", controller.port)
+    monkeypatch.setattr(settings, "mail_use_tls", False)
+    yield inbox
+    controller.stop()
+
+
+def test_reset_mail_has_text_and_html_with_the_link():
+    message = email_utils.build_password_reset_email("alice@example.com", "alice", TOKEN)
+    assert (message["To"], message["From"]) == ("alice@example.com", settings.mail_from)
+    assert message["Subject"] == email_utils.RESET_SUBJECT
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Hello alice" in text and LINK in text
+    assert f'href="{LINK}"' in html
+    assert "60 minutes" in text
+
+
+def test_reset_mail_escapes_the_username_in_html():
+    message = email_utils.build_password_reset_email("a@example.com", "<b>x</b>", TOKEN)
+    html = message.get_body(("html",)).get_content()
+    assert "<b>x</b>" not in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+async def test_without_mail_server_the_mail_is_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="email_utils"):
+        await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+    assert "alice@example.com" in caplog.text
+    assert LINK in caplog.text
+
+
+async def test_mail_is_delivered_over_smtp(smtp_sink):
+    await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+    [envelope] = smtp_sink.messages
+    assert envelope.rcpt_tos == ["alice@example.com"]
+    message = message_from_bytes(envelope.content, policy=policy.default)
+    assert message["Subject"] == email_utils.RESET_SUBJECT
+    assert LINK in message.get_body(("plain",)).get_content()
+
+
+async def test_smtp_failure_is_logged_not_raised(monkeypatch, caplog):
+    monkeypatch.setattr(settings, "mail_server", "127.0.0.1")
+    monkeypatch.setattr(settings, "mail_port", 9)  # discard port: nothing listens here
+    monkeypatch.setattr(settings, "mail_use_tls", False)
+    await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+    assert "Could not send password reset mail to alice@example.com" in caplog.text
+
+
+async def test_forgot_password_mail_arrives_end_to_end(client, smtp_sink):
+    await client.post(
+        "/api/users",
+        json={"username": "alice", "email": "alice@example.com", "password": "long enough pw"},
+    )
+    response = await client.post("/api/users/forgot-password", json={"email": "alice@example.com"})
+    assert response.status_code == 202
+    [envelope] = smtp_sink.messages
+    body = message_from_bytes(envelope.content, policy=policy.default)
+    text = body.get_body(("plain",)).get_content()
+    token = text.split("token=", 1)[1].split()[0]
+    reset = await client.post(
+        "/api/users/reset-password", json={"token": token, "new_password": "another long pw"}
+    )
+    assert reset.status_code == 200

@@ -5,10 +5,12 @@ Blocking work: callers run `make_profile_picture` in a thread.
 
 from io import BytesIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 SIZE = (300, 300)
-ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
+# Recognised from the file's bytes, never its name or Content-Type. The JPEG decoder also
+# reads the MPO files phone cameras write (a JPEG with a preview image appended).
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
 # Far above any real photo (a 50 MP camera), far below what would exhaust memory.
 MAX_PIXELS = 60_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -21,29 +23,27 @@ class InvalidImage(ValueError):
 def make_profile_picture(data: bytes) -> bytes:
     """Decode, orient, square-crop and resize; the output carries no EXIF (no GPS, no camera)."""
     try:
-        with Image.open(BytesIO(data)) as img:
-            if img.format not in ACCEPTED_FORMATS:
-                raise InvalidImage(f"unsupported format {img.format}")
+        # Only these decoders ever see the bytes (no EPS/Ghostscript, no exotic plugins).
+        with Image.open(BytesIO(data), formats=ACCEPTED_FORMATS) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise InvalidImage("image dimensions too large")
             img.draft("RGB", (SIZE[0] * 2, SIZE[1] * 2))  # JPEG: decode at reduced scale, cheaply
             picture = ImageOps.exif_transpose(img)  # also loads the first frame of an animation
             picture = to_rgb(picture)
             picture = ImageOps.fit(picture, SIZE, Image.Resampling.LANCZOS)
+            # Pillow copies `info` along and writes its comment into the JPEG: keep nothing of
+            # the upload's metadata (EXIF, GPS, XMP, comments) but its pixels.
+            picture.info = {}
             out = BytesIO()
             picture.save(out, "JPEG", quality=85)
             return out.getvalue()
     except InvalidImage:
         raise
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        OSError,
-        ValueError,
-        SyntaxError,
-        EOFError,
-    ) as exc:
-        raise InvalidImage(str(exc)) from exc
+    except Exception as exc:
+        # Hostile files make Pillow raise a zoo of errors (UnidentifiedImageError, OSError,
+        # DecompressionBombError, SyntaxError, struct.error from a bad EXIF block...): each
+        # means "not an image we accept", never a server error.
+        raise InvalidImage(f"{type(exc).__name__}: {exc}") from exc
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

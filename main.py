@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 import errors
+from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, upgrade_to_head
 from routers import health, pages, posts, users
@@ -32,6 +33,7 @@ app = FastAPI(
     summary="Users, posts and profile pictures, with HTML pages.",
     lifespan=lifespan,
 )
+app.add_middleware(BodyLimitMiddleware)  # inside the headers, so a 413 carries them too
 app.add_middleware(SecurityHeadersMiddleware)
 if settings.cors_origins:
     app.add_middleware(

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 import models
 from auth import CurrentUser, create_access_token, hash_password, verify_password
+from body_limit import too_large
 from config import settings
 from database import SessionDep
 from email_utils import send_password_reset_email
@@ -253,14 +254,11 @@ async def delete_user(user: UserDep, current: CurrentUser, db: SessionDep) -> No
 
 
 async def read_upload(file: UploadFile) -> bytes:
-    """Read at most the allowed size: a bigger upload is refused without reading it all."""
+    """Read at most the allowed size (BodyLimitMiddleware already cut off far bigger bodies)."""
     limit = settings.max_upload_size_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"File too large. Maximum size is {limit // (1024 * 1024)}MB",
-        )
+        raise too_large()
     return data
 
 

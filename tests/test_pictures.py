@@ -229,9 +229,12 @@ async def test_a_failed_delete_of_the_old_picture_is_logged_not_fatal(client, al
 @pytest.fixture
 def local_storage(monkeypatch):
     """Pictures on local disk (MEDIA_DIR), as when S3_BUCKET_NAME is unset."""
-    backend = storage.LocalStorage(settings.media_dir)
-    monkeypatch.setattr(storage, "get_storage", lambda: backend)
-    return backend
+    monkeypatch.setattr(settings, "s3_bucket_name", None)
+    storage.get_storage.cache_clear()
+    backend = storage.get_storage()
+    assert isinstance(backend, storage.LocalStorage)
+    yield backend
+    storage.get_storage.cache_clear()
 
 
 async def test_local_storage_upload_is_served_under_media(client, alice, local_storage):

@@ -1,0 +1,71 @@
+"""Steps the browser tests share: set the scene through the API, log in like a person, look."""
+
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, expect
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PASSWORD = "correct horse battery"
+TEST_IMAGE = Path(__file__).resolve().parent.parent / "test_image.jpeg"
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def unique(prefix: str) -> str:
+    """The browser tests share one database: every name they make is new."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def create_user(api: httpx.Client, username: str | None = None) -> User:
+    username = username or unique("user")
+    email = f"{unique('mail')}@example.com"
+    response = api.post(
+        "/api/users", json={"username": username, "email": email, "password": PASSWORD}
+    )
+    assert response.status_code == 201, response.text
+    login = api.post("/api/users/token", data={"username": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    return User(response.json()["id"], username, email, PASSWORD, login.json()["access_token"])
+
+
+def create_post(api: httpx.Client, user: User, title: str, content: str = "Some words.") -> dict:
+    response = api.post(
+        "/api/posts", json={"title": title, "content": content}, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    """Fill the login form; the navigation then shows the account."""
+    if not page.url.split("?")[0].endswith("/login"):
+        page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#nav-account")).to_be_visible()
+
+
+def shot(page: Page, name: str) -> None:
+    """Keep a picture of the page for a person to look at (test-artifacts/ is git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def path_of(url: str) -> str:
+    return re.sub(r"^https?://[^/]+", "", url)

@@ -1,0 +1,405 @@
+"""Benchmark the blog API on this machine: one command, a fresh database, one table.
+
+    uv run python bench/run.py                     # one worker, then the floor
+    uv run python bench/run.py --workers 1 2       # the same scenarios on 1 and 2 workers
+
+It creates a database on the PostgreSQL server of `BENCH_PG` (default
+postgresql://postgres@127.0.0.1:5432; the role needs CREATEDB), runs the migrations, starts the
+app with uvicorn on 127.0.0.1, registers users through the API, inserts the posts with SQL, and
+loads each scenario with wrk for a fixed time. The worker's memory (VmRSS, VmHWM) is read from
+/proc during the load. Then the floor (`floor_app.py`) serves the list on the same database.
+The database is dropped at the end. Needs `wrk` (Debian: `apt-get install wrk`) and Linux.
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BENCH_DIR.parent
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
+PASSWORD = "benchmark password"
+
+
+# --- Measurements --------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx responses plus socket errors
+
+
+def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> Result:
+    """Load `url` for `seconds` with one wrk thread; requests/s and latency percentiles."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    if "Requests/sec" not in out or "Latency Distribution" not in out:
+        sys.exit(f"unexpected wrk output:\n{out}")
+
+    def latency_ms(percent: int) -> float:
+        value, unit = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
+    return Result(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        p50_ms=latency_ms(50),
+        p99_ms=latency_ms(99),
+        errors=errors,
+    )
+
+
+class MemorySampler:
+    """Samples the resident memory of a process and its children from /proc until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        self.pid, self.interval = pid, interval
+        self.peak_kb: dict[int, int] = {}  # pid -> highest VmHWM (or VmRSS) seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for pid in [self.pid, *children(self.pid)]:
+                peak = max(read_status_kb(pid, "VmRSS"), read_status_kb(pid, "VmHWM"))
+                self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), peak)
+
+    def worker_peak_mb(self) -> float:
+        """The biggest process: the worker itself, or the largest of several workers."""
+        return max(self.peak_kb.values(), default=0) / 1024
+
+    def total_peak_mb(self) -> float:
+        return sum(self.peak_kb.values()) / 1024
+
+
+def read_status_kb(pid: int, field: str) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # the process is gone
+        return 0
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of `pid` (uvicorn's workers when it runs several)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, ppid in parents.items() if ppid == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+# --- Database, servers, seed ---------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(server: str):
+    """A new, empty database on `server`, dropped on the way out."""
+    name = f"blog_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def uvicorn(app: str, cwd: Path, env: dict, workers: int, log: Path):
+    """Serve `app` on a free loopback port; yields (base URL, server pid)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base}/api/posts?limit=1", proc, log, workers)
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, workers: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"the server died:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                time.sleep(0.5 * (workers > 1))  # let the other workers finish starting
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"the server never answered:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class Seed:
+    users: list[dict]  # id, email, token
+    post_ids: list[int]
+    last_post_id: int
+
+
+def seed(base: str, dsn: str, n_users: int, n_posts: int) -> Seed:
+    """Users through the API (real argon2 hashes and tokens), posts straight into the table."""
+    users = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for i in range(n_users):
+            email = f"bench{i}@example.com"
+            user = {"username": f"bench{i}", "email": email, "password": PASSWORD}
+            created = client.post("/api/users", json=user)
+            created.raise_for_status()
+            login = client.post("/api/users/token", data={"username": email, "password": PASSWORD})
+            login.raise_for_status()
+            token = login.json()["access_token"]
+            users.append({"id": created.json()["id"], "email": email, "token": token})
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO posts (title, content, user_id, date_posted)
+               SELECT 'Post ' || g, repeat('Lorem ipsum dolor sit amet. ', 20),
+                      (%s::int[])[1 + g %% %s], now() - g * interval '1 minute'
+               FROM generate_series(1, %s) g""",
+            ([u["id"] for u in users], n_users, n_posts),
+        )
+        conn.execute("VACUUM ANALYZE")  # as autovacuum would soon: statistics, visibility map
+        post_ids = [r[0] for r in conn.execute("SELECT id FROM posts ORDER BY random() LIMIT 1000")]
+        last_post_id = conn.execute("SELECT max(id) FROM posts").fetchone()[0]
+    return Seed(users=users, post_ids=post_ids, last_post_id=last_post_id)
+
+
+def remove_new_posts(dsn: str, last_post_id: int) -> None:
+    """Undo the create scenario, so every list scenario sees the same table."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM posts WHERE id > %s", (last_post_id,))
+        conn.execute("VACUUM ANALYZE posts")
+
+
+# --- Scenarios -----------------------------------------------------------------------------
+
+
+def lua_list(values: list) -> str:
+    return "{" + ",".join(json.dumps(v) for v in values) + "}"
+
+
+def write_scripts(state: Seed, tmp: Path) -> dict[str, Path]:
+    """wrk scripts that pick a random post, user, token or account per request."""
+    tokens = [u["token"] for u in state.users]
+    credentials = [
+        f"username={u['email']}&password={PASSWORD.replace(' ', '+')}" for u in state.users
+    ]
+    scripts = {
+        "item": f"""local ids = {lua_list(state.post_ids)}
+request = function() return wrk.format("GET", "/api/posts/" .. ids[math.random(#ids)]) end""",
+        "user_posts": f"""local ids = {lua_list([u["id"] for u in state.users])}
+request = function()
+  return wrk.format("GET", "/api/users/" .. ids[math.random(#ids)] .. "/posts?limit=10")
+end""",
+        "create": f"""local tokens = {lua_list(tokens)}
+local body = '{{"title": "Benchmark", "content": "A post written by the benchmark."}}'
+request = function()
+  local headers = {{["Content-Type"] = "application/json",
+                   ["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]}}
+  return wrk.format("POST", "/api/posts", headers, body)
+end""",
+        "login": f"""local forms = {lua_list(credentials)}
+request = function()
+  local headers = {{["Content-Type"] = "application/x-www-form-urlencoded"}}
+  return wrk.format("POST", "/api/users/token", headers, forms[math.random(#forms)])
+end""",
+    }
+    paths = {}
+    for name, body in scripts.items():
+        paths[name] = tmp / f"{name}.lua"
+        paths[name].write_text(body + "\n")
+    return paths
+
+
+SCENARIOS = {
+    "list": "GET /api/posts?limit=10, first page",
+    "deep_page": "GET /api/posts?skip=<posts-20>&limit=10",
+    "item": "GET /api/posts/{id}, random post",
+    "user_posts": "GET /api/users/{id}/posts?limit=10, random user",
+    "create": "POST /api/posts with a bearer token",
+    "login": "POST /api/users/token (argon2), 4 connections",
+    "list_c8": "first page, 8 connections",
+    "list_c8_logins": "first page, 8 connections, while 4 more log in",
+}
+
+
+def bench_app(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) -> dict:
+    secs, conns = args.seconds, args.connections
+    first_page = f"{base}/api/posts?limit=10"
+    deep_page = f"{base}/api/posts?skip={args.posts - 20}&limit=10"
+    run_wrk(first_page, 1, conns)  # warm up: pool connections, prepared statements
+    results = {
+        "list": run_wrk(first_page, secs, conns),
+        "deep_page": run_wrk(deep_page, secs, conns),
+        "item": run_wrk(base, secs, conns, scripts["item"]),
+        "user_posts": run_wrk(base, secs, conns, scripts["user_posts"]),
+        "create": run_wrk(base, secs, conns, scripts["create"]),
+    }
+    remove_new_posts(dsn, state.last_post_id)
+    results["list_c8"] = run_wrk(first_page, secs, 8)
+    results["login"] = run_wrk(base, secs, 4, scripts["login"])
+    time.sleep(2)  # the hashes still queued when wrk stopped
+    background = ["wrk", "-t1", "-c4", f"-d{secs + 2}s", "-s", str(scripts["login"]), base]
+    logins = subprocess.Popen(background, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1)  # the logins are under way before the reads start
+        results["list_c8_logins"] = run_wrk(first_page, secs, 8)
+    finally:
+        logins.wait()
+    return results
+
+
+def bench_floor(dsn: str, args, tmp: Path) -> dict:
+    env = {**os.environ, "FLOOR_DSN": dsn}
+    with uvicorn("floor_app:app", BENCH_DIR, env, 1, tmp / "floor.log") as (base, _pid):
+        first_page = f"{base}/api/posts?limit=10"
+        run_wrk(first_page, 1, args.connections)
+        return {
+            "list": run_wrk(first_page, args.seconds, args.connections),
+            "deep_page": run_wrk(
+                f"{base}/api/posts?skip={args.posts - 20}&limit=10", args.seconds, args.connections
+            ),
+        }
+
+
+# --- Report --------------------------------------------------------------------------------
+
+
+def report(runs: dict[str, dict], memory: dict[str, tuple[float, float]]) -> str:
+    names = list(runs)
+    lines = [f"{'scenario':16}" + "".join(f"{n:>30}" for n in names)]
+    lines.append(f"{'':16}" + "".join(f"{'req/s   p50 ms   p99 ms':>30}" for _ in names))
+    for scenario in SCENARIOS:
+        cells = []
+        for name in names:
+            r = runs[name].get(scenario)
+            cell = f"{r.rps:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f}" if r else ""
+            cells.append(f"{cell}{'!' if r and r.errors else ' ':1}".rjust(30))
+        lines.append(f"{scenario:16}" + "".join(cells))
+    lines.append("(! = some non-2xx responses or socket errors)")
+    for name, (worker_mb, total_mb) in memory.items():
+        lines.append(f"peak RSS {name}: largest process {worker_mb:.0f} MB, all {total_mb:.0f} MB")
+
+    app, floor = runs[names[0]], runs.get("floor")
+    checks = [("list_c8_logins / list_c8", app["list_c8_logins"].rps / app["list_c8"].rps, 0.7)]
+    if floor:
+        checks += [
+            ("list / floor list", app["list"].rps / floor["list"].rps, 0.5),
+            ("deep_page / floor deep_page", app["deep_page"].rps / floor["deep_page"].rps, 0.5),
+        ]
+    for label, ratio, target in checks:
+        verdict = "ok" if ratio >= target else "MISSED"
+        lines.append(f"{names[0]} {label}: {ratio:.2f} (target >= {target:.2f}) {verdict}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="workers per run")
+    parser.add_argument("--seconds", type=int, default=5, help="duration of each scenario")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args()
+
+    server = os.environ.get("BENCH_PG", DEFAULT_SERVER).rstrip("/")
+    runs, memory = {}, {}
+    tmp_dir = tempfile.TemporaryDirectory(prefix="blog-bench-")
+    with tmp_dir, fresh_database(server) as dsn:
+        tmp = Path(tmp_dir.name)
+        env = {
+            **os.environ,
+            "DATABASE_URL": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
+            "SECRET_KEY": uuid.uuid4().hex * 2,
+            "RATE_LIMIT_ENABLED": "false",  # the load comes from one address
+            "DATA_DIR": str(tmp / "data"),
+            "MEDIA_DIR": str(tmp / "media"),
+        }
+        migrate = [sys.executable, "-m", "alembic", "upgrade", "head"]
+        subprocess.run(migrate, cwd=PROJECT_DIR, env=env, check=True, capture_output=True)
+        state = None
+        for workers in args.workers:
+            name = f"app {workers} worker" + "s" * (workers > 1)
+            log = tmp / f"app-{workers}.log"
+            with uvicorn("main:app", PROJECT_DIR, env, workers, log) as (base, pid):
+                if state is None:
+                    state = seed(base, dsn, args.users, args.posts)
+                    scripts = write_scripts(state, tmp)
+                    sys.stderr.write(f"seeded {args.users} users, {args.posts} posts\n")
+                with MemorySampler(pid) as sampler:
+                    runs[name] = bench_app(base, args, state, scripts, dsn)
+                memory[name] = (sampler.worker_peak_mb(), sampler.total_peak_mb())
+            sys.stderr.write(f"{name}: done\n")
+        if args.floor:
+            runs["floor"] = bench_floor(dsn, args, tmp)
+
+    sys.stdout.write(report(runs, memory) + "\n")
+    if args.json:
+        results = {name: {s: asdict(r) for s, r in run.items()} for name, run in runs.items()}
+        args.json.write_text(json.dumps({"results": results, "peak_rss_mb": memory}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

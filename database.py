@@ -42,8 +42,10 @@ engine = create_async_engine(
     DATABASE_URL,
     pool_size=settings.db_pool_size,
     max_overflow=settings.db_max_overflow,
-    pool_pre_ping=True,
+    pool_pre_ping=True,  # a connection dropped by a database restart is replaced, not used
     pool_timeout=10,
+    # A database that is down answers 503 within seconds instead of holding the request.
+    connect_args={"connect_timeout": 5},
 )
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
@@ -56,13 +58,14 @@ async def get_db() -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 
 
-def upgrade_to_head() -> None:
-    """Run the Alembic migrations up to the latest revision (blocking)."""
+def upgrade_to_head(url: str = DATABASE_URL) -> None:
+    """Run the Alembic migrations on `url` up to the latest revision (blocking)."""
     from alembic import command
     from alembic.config import Config
 
     here = Path(__file__).parent
     config = Config(str(here / "alembic.ini"))
     config.set_main_option("script_location", str(here / "alembic"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logging"] = False  # keep the running app's logging as it is
     command.upgrade(config, "head")

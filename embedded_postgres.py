@@ -7,12 +7,13 @@ import logging
 import warnings
 from pathlib import Path
 
-import pgserver
+# pgserver asks platformdirs for a runtime folder on import; without XDG_RUNTIME_DIR (a container,
+# CI) it warns and falls back to /tmp, which is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+import pgserver  # noqa: E402
 
 logger = logging.getLogger(__name__)
 logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every command at INFO
-# pgserver asks platformdirs for a runtime folder; without XDG_RUNTIME_DIR it falls back to /tmp.
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def start_embedded_postgres(data_dir: Path) -> tuple[pgserver.PostgresServer, str]:

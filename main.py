@@ -17,6 +17,8 @@ from routers import health, pages, posts, users
 from security_headers import SecurityHeadersMiddleware
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+for chatty in ("watchfiles", "alembic.runtime.plugins"):
+    logging.getLogger(chatty).setLevel(logging.WARNING)
 HERE = Path(__file__).parent
 
 

@@ -5,6 +5,7 @@ its own window, so the effective limit is multiplied by the worker count; see th
 running the limits in Redis instead.
 """
 
+import math
 import time
 from collections import defaultdict, deque
 
@@ -39,7 +40,7 @@ class RateLimit:
         while hits and hits[0] <= now - self.window:
             hits.popleft()
         if len(hits) >= self.limit:
-            retry_after = max(1, int(hits[0] + self.window - now) + 1)
+            retry_after = max(1, math.ceil(hits[0] + self.window - now))
             raise HTTPException(
                 status_code=status.HTTP_429_TOO_MANY_REQUESTS,
                 detail=Detail.RATE_LIMITED,

@@ -1,10 +1,16 @@
 """Security headers on every response (pure ASGI, so streaming responses pass untouched)."""
 
+from functools import cache
+from urllib.parse import urlsplit
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from config import settings
+
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data: https:; script-src 'self'; style-src 'self'; "
-    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    "default-src 'self'; img-src 'self' data: https:{extra_img}; script-src 'self'; "
+    "style-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -14,6 +20,16 @@ HEADERS = [
 ]
 # FastAPI's interactive docs load Swagger UI / ReDoc from a CDN: they keep the other headers.
 DOCS_PATHS = ("/docs", "/redoc")
+
+
+@cache
+def content_security_policy(s3_endpoint_url: str | None) -> bytes:
+    """Pictures on an S3-compatible endpoint over plain http (MinIO, moto) must still show."""
+    extra = ""
+    if s3_endpoint_url and urlsplit(s3_endpoint_url).scheme == "http":
+        parts = urlsplit(s3_endpoint_url)
+        extra = f" {parts.scheme}://{parts.netloc}"
+    return CONTENT_SECURITY_POLICY.format(extra_img=extra).encode()
 
 
 class SecurityHeadersMiddleware:
@@ -32,7 +48,8 @@ class SecurityHeadersMiddleware:
                 present = {name.lower() for name, _ in headers}
                 headers += [(name, value) for name, value in HEADERS if name not in present]
                 if csp and b"content-security-policy" not in present:
-                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                    policy = content_security_policy(settings.s3_endpoint_url)
+                    headers.append((b"content-security-policy", policy))
                 message["headers"] = headers
             await send(message)
 

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
             self.secret_key = SecretStr(load_or_create_secret_key(self.data_dir / "secret_key"))
         elif self.environment == "production" and len(given) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters in production")
+        if self.environment == "production" and not self.database_url:
+            raise ValueError("DATABASE_URL must be set in production (no embedded database)")
         return self
 
 

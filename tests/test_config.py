@@ -1,11 +1,15 @@
 """Settings: the generated development secret, and what production refuses."""
 
 import stat
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from config import Settings
+
+ENV_EXAMPLE = Path(__file__).parent.parent / ".env.example"
+PRODUCTION_DB = "postgresql+psycopg://blog:secret@db.internal:5432/blog"
 
 
 def test_missing_secret_key_is_generated_once_and_kept_private(tmp_path, caplog):
@@ -35,8 +39,25 @@ def test_production_refuses_a_missing_placeholder_or_short_secret_key(tmp_path, 
 
 def test_production_accepts_a_real_secret_key(tmp_path):
     key = "k" * 48
-    settings = Settings(_env_file=None, environment="production", secret_key=key)
+    settings = Settings(
+        _env_file=None, environment="production", secret_key=key, database_url=PRODUCTION_DB
+    )
     assert settings.secret_key.get_secret_value() == key
+
+
+def test_production_refuses_the_embedded_database(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL")
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings(_env_file=None, environment="production", secret_key="k" * 48)
+
+
+def test_env_example_lists_every_setting():
+    listed = {
+        line.split("=", 1)[0].lstrip("# ").strip()
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if "=" in line and line.lstrip("# ")[:1].isupper()
+    }
+    assert {name.upper() for name in Settings.model_fields} <= listed
 
 
 def test_secret_key_is_hidden_in_repr(tmp_path):

@@ -31,14 +31,20 @@ NEWEST_FIRST = (models.Post.date_posted.desc(), models.Post.id.desc())
 async def fetch_posts_page(
     db: AsyncSession, *, skip: int, limit: int | None, user_id: int | None = None
 ) -> PaginatedPosts:
-    """One page of posts, newest first, with their authors: two queries whatever the page size."""
+    """One page of posts, newest first, with their authors: two queries whatever the page size.
+
+    The page's ids are picked from the (date_posted, id) index alone, then only those posts are
+    read and joined to their authors: a deep page skips index entries, not joined rows.
+    """
     limit = limit or settings.posts_per_page
-    page = select(models.Post).order_by(*NEWEST_FIRST).offset(skip).limit(limit)
+    page_ids = select(models.Post.id).order_by(*NEWEST_FIRST).offset(skip).limit(limit)
     count = select(func.count()).select_from(models.Post)
     if user_id is not None:
-        page = page.where(models.Post.user_id == user_id)
+        page_ids = page_ids.where(models.Post.user_id == user_id)
         count = count.where(models.Post.user_id == user_id)
-    posts = (await db.scalars(page)).all()
+    page_ids = page_ids.subquery()
+    page = select(models.Post).join(page_ids, models.Post.id == page_ids.c.id)
+    posts = (await db.scalars(page.order_by(*NEWEST_FIRST))).all()
     total = await db.scalar(count)
     return PaginatedPosts(
         posts=[PostResponse.model_validate(post) for post in posts],

@@ -9,7 +9,7 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -60,8 +60,25 @@ async def on_database_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+# JSON happily carries NUL bytes and unpaired surrogates (and so does a form); PostgreSQL text,
+# UTF-8 and argon2 refuse them. That is the client's mistake: a 422 shaped like FastAPI's own.
+UNSTORABLE_TEXT = "Text contains a NUL character or an unpaired surrogate"
+
+
+async def on_unstorable_text(request: Request, exc: Exception) -> Response:
+    logger.info("Refused unstorable text in %s %s: %s", request.method, request.url.path, exc)
+    if is_page(request):
+        from routers.pages import render_error_page
+
+        return render_error_page(request, status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid request")
+    detail = [{"loc": ["body"], "msg": UNSTORABLE_TEXT, "type": "value_error"}]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     for exc_class in (OperationalError, InterfaceError, PoolTimeoutError):
         app.add_exception_handler(exc_class, on_database_unavailable)
+    for exc_class in (DataError, UnicodeEncodeError):
+        app.add_exception_handler(exc_class, on_unstorable_text)

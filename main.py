@@ -52,4 +52,6 @@ app.include_router(health.router)
 app.include_router(pages.router)
 
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-app.mount("/media", StaticFiles(directory=settings.media_dir, check_dir=False), name="media")
+# StaticFiles answers 500 for a folder that does not exist (as with S3, until a local upload).
+settings.media_dir.mkdir(parents=True, exist_ok=True)
+app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")

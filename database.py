@@ -6,7 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 from config import settings
@@ -38,15 +43,20 @@ def database_url() -> str:
 DATABASE_URL = database_url()
 EMBEDDED = settings.database_url is None
 
-engine = create_async_engine(
-    DATABASE_URL,
-    pool_size=settings.db_pool_size,
-    max_overflow=settings.db_max_overflow,
-    pool_pre_ping=True,  # a connection dropped by a database restart is replaced, not used
-    pool_timeout=10,
-    # A database that is down answers 503 within seconds instead of holding the request.
-    connect_args={"connect_timeout": 5},
-)
+
+def make_engine(url: str) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,  # a connection dropped by a database restart is replaced, not used
+        pool_timeout=10,
+        # A database that is down answers 503 within seconds instead of holding the request.
+        connect_args={"connect_timeout": 5},
+    )
+
+
+engine = make_engine(DATABASE_URL)
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
 

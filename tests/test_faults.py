@@ -1,0 +1,295 @@
+"""Faults: S3, SMTP or PostgreSQL down. The API answers (503 or its usual answer), loses nothing.
+
+Where it can, a test runs a real local server and stops it: a moto S3 server, an embedded
+PostgreSQL. Nothing leaves 127.0.0.1.
+"""
+
+import json
+import logging
+import socket
+from io import BytesIO
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from httpx import ASGITransport, AsyncClient
+from moto.server import ThreadedMotoServer
+from PIL import Image
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+import routers.users
+import storage
+from config import settings
+from conftest import TEST_BUCKET, create_test_user
+from database import Base, get_db, make_engine
+from embedded_postgres import start_embedded_postgres
+from main import app
+from schemas import Detail, Message
+
+pytestmark = pytest.mark.anyio
+
+
+def png() -> bytes:
+    out = BytesIO()
+    Image.new("RGB", (64, 64), (10, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+async def upload(client, user: dict, headers: dict):
+    files = {"file": ("me.png", png(), "image/png")}
+    return await client.patch(f"/api/users/{user['id']}/picture", files=files, headers=headers)
+
+
+def bucket_keys(s3) -> list[str]:
+    return [obj["Key"] for obj in s3.list_objects_v2(Bucket=TEST_BUCKET).get("Contents", [])]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def failing(error: Exception):
+    def call(*args, **kwargs):
+        raise error
+
+    return call
+
+
+S3_ERRORS = [
+    ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject"),
+    ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce your rate"}}, "PutObject"),
+    EndpointConnectionError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
+]
+
+
+# --- S3 refusing or unreachable --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", S3_ERRORS, ids=["access-denied", "slow-down", "unreachable"])
+async def test_upload_when_s3_refuses_is_503_and_keeps_the_old_picture(
+    client, alice, s3, monkeypatch, error
+):
+    user, headers = alice
+    old = (await upload(client, user, headers)).json()["image_file"]
+    monkeypatch.setattr(storage.get_storage().client, "put_object", failing(error))
+
+    response = await upload(client, user, headers)
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": Detail.UPLOAD_FAILED}
+    assert (await client.get("/api/users/me", headers=headers)).json()["image_file"] == old
+    assert bucket_keys(s3) == [f"profile_pics/{old}"]
+
+
+async def test_upload_to_a_missing_bucket_is_503(client, alice, s3):
+    user, headers = alice
+    s3.delete_bucket(Bucket=TEST_BUCKET)
+    try:
+        response = await upload(client, user, headers)
+    finally:
+        s3.create_bucket(Bucket=TEST_BUCKET)
+    assert response.status_code == 503
+    assert response.json() == {"detail": Detail.UPLOAD_FAILED}
+    assert (await client.get("/api/users/me", headers=headers)).json()["image_file"] is None
+
+
+async def test_failed_delete_of_the_old_picture_is_logged_not_fatal(
+    client, alice, s3, monkeypatch, caplog
+):
+    user, headers = alice
+    old = (await upload(client, user, headers)).json()["image_file"]
+    monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[0]))
+
+    with caplog.at_level(logging.ERROR, logger="storage"):
+        response = await upload(client, user, headers)
+
+    assert response.status_code == 200
+    new = response.json()["image_file"]
+    assert new != old
+    assert f"Could not delete old profile picture {old}" in caplog.text
+    assert set(bucket_keys(s3)) == {f"profile_pics/{old}", f"profile_pics/{new}"}
+
+
+async def test_failed_delete_of_the_picture_is_logged_and_the_row_still_cleared(
+    client, alice, s3, monkeypatch, caplog
+):
+    user, headers = alice
+    old = (await upload(client, user, headers)).json()["image_file"]
+    monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[2]))
+
+    with caplog.at_level(logging.ERROR, logger="storage"):
+        response = await client.delete(f"/api/users/{user['id']}/picture", headers=headers)
+
+    assert response.status_code == 200
+    assert response.json()["image_file"] is None
+    assert f"Could not delete old profile picture {old}" in caplog.text
+
+
+async def test_deleting_a_user_while_s3_is_down_still_deletes_the_account(
+    client, alice, s3, monkeypatch, caplog
+):
+    user, headers = alice
+    await upload(client, user, headers)
+    monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[2]))
+    with caplog.at_level(logging.ERROR, logger="storage"):
+        response = await client.delete(f"/api/users/{user['id']}", headers=headers)
+    assert response.status_code == 204
+    assert (await client.get(f"/api/users/{user['id']}")).status_code == 404
+    assert "Could not delete old profile picture" in caplog.text
+
+
+@pytest.fixture
+def moto_server():
+    """A real S3-compatible server on 127.0.0.1, wired in as the app's storage."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
+    server.start()
+    host, port = server.get_host_and_port()
+    yield server, f"http://{host}:{port}"
+    server.stop()
+
+
+async def test_s3_endpoint_end_to_end_and_503_once_it_stops(
+    client, alice, moto_server, monkeypatch
+):
+    server, endpoint = moto_server
+    backend = storage.S3Storage(
+        "pictures",
+        region="us-east-1",
+        endpoint_url=endpoint,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    backend.client.create_bucket(Bucket="pictures")
+    public_read = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::pictures/*",
+            }
+        ],
+    }
+    backend.client.put_bucket_policy(Bucket="pictures", Policy=json.dumps(public_read))
+    monkeypatch.setattr(storage, "get_storage", lambda: backend)
+    monkeypatch.setattr(routers.users, "get_storage", lambda: backend)
+    user, headers = alice
+
+    response = await upload(client, user, headers)
+    assert response.status_code == 200
+    picture = response.json()
+    assert picture["image_path"] == f"{endpoint}/pictures/profile_pics/{picture['image_file']}"
+    async with httpx.AsyncClient(timeout=5) as browser:
+        served = await browser.get(picture["image_path"])
+    assert served.status_code == 200
+    assert Image.open(BytesIO(served.content)).size == (300, 300)
+
+    server.stop()
+    response = await upload(client, user, headers)
+    assert response.status_code == 503
+    assert response.json() == {"detail": Detail.UPLOAD_FAILED}
+    me = (await client.get("/api/users/me", headers=headers)).json()
+    assert me["image_file"] == picture["image_file"]
+
+
+# --- SMTP down -------------------------------------------------------------------------------
+
+
+async def test_forgot_password_with_smtp_down_still_answers_202_and_logs(
+    client, monkeypatch, caplog
+):
+    await create_test_user(client, "alice")
+    monkeypatch.setattr(settings, "mail_server", "127.0.0.1")
+    monkeypatch.setattr(settings, "mail_port", free_port())  # nothing listens there
+    monkeypatch.setattr(settings, "mail_use_tls", False)
+
+    with caplog.at_level(logging.ERROR, logger="email_utils"):
+        response = await client.post(
+            "/api/users/forgot-password", json={"email": "alice@example.com"}
+        )
+
+    assert response.status_code == 202
+    assert response.json() == {"message": Message.RESET_REQUESTED}
+    assert "Could not send password reset mail to alice@example.com" in caplog.text
+
+
+# --- PostgreSQL down and back ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def own_postgres(tmp_path):
+    """An embedded PostgreSQL that this test may stop and start; the app's sessions use it."""
+    data_dir = tmp_path / "pg"
+    server, url = start_embedded_postgres(data_dir)
+    engine = make_engine(url)  # the app's own engine settings: pre-ping, timeouts
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def override_get_db():
+        async with sessions() as session:
+            yield session
+
+    app.dependency_overrides[get_db] = override_get_db
+    state = {"server": server}
+
+    def stop():
+        state["server"].cleanup()
+
+    def start():
+        state["server"], restarted_url = start_embedded_postgres(data_dir)
+        assert restarted_url == url
+
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+        yield client, stop, start
+    app.dependency_overrides.clear()
+    await engine.dispose()
+    state["server"].cleanup()
+
+
+def assert_database_unavailable(response) -> None:
+    assert response.status_code == 503
+    assert response.json() == {"detail": Detail.DATABASE_UNAVAILABLE}
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def test_database_down_gives_503_and_the_app_recovers_when_it_is_back(own_postgres):
+    client, stop, start = own_postgres
+    account = {"username": "dora", "email": "dora@example.com", "password": "password 123"}
+    assert (await client.post("/api/users", json=account)).status_code == 201
+    assert (await client.get("/api/posts")).status_code == 200
+    assert (await client.get("/health/ready")).status_code == 200
+
+    stop()
+
+    assert_database_unavailable(await client.get("/api/posts"))
+    assert_database_unavailable(await client.get("/health/ready"))
+    assert_database_unavailable(
+        await client.post(
+            "/api/users/token", data={"username": account["email"], "password": "password 123"}
+        )
+    )
+    assert (await client.get("/health")).status_code == 200  # liveness needs no database
+
+    start()
+
+    assert (await client.get("/api/posts")).status_code == 200
+    assert (await client.get("/health/ready")).status_code == 200
+    response = await client.post(
+        "/api/users/token", data={"username": account["email"], "password": "password 123"}
+    )
+    assert response.status_code == 200  # the data survived the restart
+
+
+async def test_database_restart_between_requests_is_invisible_to_clients(own_postgres):
+    client, stop, start = own_postgres
+    assert (await client.get("/api/posts")).status_code == 200  # leaves a pooled connection
+
+    stop()
+    start()
+
+    # The pooled connection died with the old server; the pre-ping notices and reconnects.
+    assert (await client.get("/api/posts")).status_code == 200

@@ -41,8 +41,11 @@ class Settings(BaseSettings):
     argon2_time_cost: int | None = None
     argon2_memory_cost: int | None = None
     argon2_parallelism: int | None = None
-    # How many password hashes may run at once (each takes tens of MB and a core).
-    password_hash_concurrency: int = 2
+    # How many password hashes may run at once per worker (each takes 64 MB and a core).
+    password_hash_concurrency: int = 1
+    # Nice value of the hashing threads (Linux; 0 = as the app): hashes get the CPU time the
+    # reads leave idle, so a burst of logins does not slow every other request down.
+    password_hash_niceness: int = 19
 
     # Unset: pictures are stored on local disk under `media_dir` and served at /media.
     s3_bucket_name: str | None = None

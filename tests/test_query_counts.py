@@ -1,0 +1,68 @@
+"""Every read runs a fixed number of SQL statements, whatever the page size (no N+1)."""
+
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+import models
+from conftest import create_test_user
+
+pytestmark = pytest.mark.anyio
+
+POSTS_PER_AUTHOR = 60
+
+
+@contextmanager
+def count_statements(engine):
+    """The SELECTs sent on the test engine inside the block (not the test's SAVEPOINTs)."""
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+async def authors(client, db_session) -> list[dict]:
+    """Three authors with many posts each, so a page of 100 has three different authors."""
+    users = [await create_test_user(client, name) for name in ("alice", "bob", "carol")]
+    db_session.add_all(
+        models.Post(title=f"Post {i}", content="Body", user_id=user["id"])
+        for user in users
+        for i in range(POSTS_PER_AUTHOR)
+    )
+    await db_session.commit()
+    return users
+
+
+async def statements_for(client, engine, url: str) -> int:
+    with count_statements(engine) as statements:
+        response = await client.get(url)
+    assert response.status_code == 200, response.text
+    return len(statements)
+
+
+async def test_posts_list_runs_the_same_queries_for_one_post_or_a_hundred(client, engine, authors):
+    one = await statements_for(client, engine, "/api/posts?limit=1")
+    hundred = await statements_for(client, engine, "/api/posts?limit=100")
+    assert one == hundred == 2  # the page with its authors, and the count
+
+
+async def test_user_posts_run_the_same_queries_for_one_post_or_a_hundred(client, engine, authors):
+    user_id = authors[0]["id"]
+    one = await statements_for(client, engine, f"/api/users/{user_id}/posts?limit=1")
+    hundred = await statements_for(client, engine, f"/api/users/{user_id}/posts?limit=100")
+    assert one == hundred == 3  # the user, the page with its authors, and the count
+
+
+async def test_a_post_is_read_with_its_author_in_one_query(client, engine, authors):
+    page = (await client.get("/api/posts?limit=1")).json()
+    post_id = page["posts"][0]["id"]
+    assert await statements_for(client, engine, f"/api/posts/{post_id}") == 1

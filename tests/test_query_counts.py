@@ -52,14 +52,18 @@ async def statements_for(client, engine, url: str) -> int:
 async def test_posts_list_runs_the_same_queries_for_one_post_or_a_hundred(client, engine, authors):
     one = await statements_for(client, engine, "/api/posts?limit=1")
     hundred = await statements_for(client, engine, "/api/posts?limit=100")
-    assert one == hundred == 2  # the page with its authors, and the count
+    assert one == hundred == 1  # the page with its authors and the total
 
 
 async def test_user_posts_run_the_same_queries_for_one_post_or_a_hundred(client, engine, authors):
     user_id = authors[0]["id"]
     one = await statements_for(client, engine, f"/api/users/{user_id}/posts?limit=1")
     hundred = await statements_for(client, engine, f"/api/users/{user_id}/posts?limit=100")
-    assert one == hundred == 3  # the user, the page with its authors, and the count
+    assert one == hundred == 2  # the user, then the page with its authors and the total
+
+
+async def test_a_page_past_the_end_counts_in_a_second_query(client, engine, authors):
+    assert await statements_for(client, engine, "/api/posts?skip=1000") == 2
 
 
 async def test_a_post_is_read_with_its_author_in_one_query(client, engine, authors):

@@ -50,7 +50,8 @@ from schemas import (
 )
 from storage import StorageError, delete_picture_quietly, get_storage, picture_key
 
-router = APIRouter(prefix="/api/users", tags=["users"])
+# Every route here reads the database: when it is down, a 503 (errors.py).
+router = APIRouter(prefix="/api/users", tags=["users"], responses=errors(503))
 
 # The database enforces uniqueness (also against concurrent requests); these name its indexes.
 UNIQUE_VIOLATIONS = {
@@ -60,9 +61,15 @@ UNIQUE_VIOLATIONS = {
 
 
 async def commit_user(db: AsyncSession) -> None:
-    """Commit; a duplicate username or email becomes a 400 with the contract's message."""
+    """Commit; a duplicate username or email becomes a 400 with the contract's message.
+
+    A user deleted by a concurrent request between our read and our write is a 404.
+    """
     try:
         await db.commit()
+    except StaleDataError:
+        await db.rollback()
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND) from None
     except IntegrityError as exc:
         await db.rollback()
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
@@ -94,18 +101,20 @@ def hash_reset_token(token: str) -> str:
 
 async def set_password(db: AsyncSession, user: models.User, password: str) -> None:
     """New hash, every reset token gone, every access token issued so far invalid."""
-    user.password_hash = await hash_password(password)
-    user.token_version += 1
+    new_hash = await hash_password(password)
     await db.execute(
         delete(models.PasswordResetToken).where(models.PasswordResetToken.user_id == user.id)
     )
+    # Changed after the statement above, so a row deleted meanwhile shows at commit_user.
+    user.password_hash = new_hash
+    user.token_version += 1
 
 
 @router.post(
     "",
     response_model=UserPrivate,
     status_code=status.HTTP_201_CREATED,
-    responses=errors(400, 429),
+    responses=errors(400, 413, 429),
     dependencies=[Depends(register_limit)],
 )
 async def create_user(data: UserCreate, db: SessionDep):
@@ -121,7 +130,10 @@ async def create_user(data: UserCreate, db: SessionDep):
 
 
 @router.post(
-    "/token", response_model=Token, responses=errors(401, 429), dependencies=[Depends(login_limit)]
+    "/token",
+    response_model=Token,
+    responses=errors(400, 401, 413, 429),
+    dependencies=[Depends(login_limit)],
 )
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep):
     """Log in with email (as `username`) and password; answers a bearer token."""
@@ -147,14 +159,14 @@ async def read_me(user: CurrentUser):
     return user
 
 
-@router.patch("/me/password", response_model=MessageResponse, responses=errors(400, 401))
+@router.patch("/me/password", response_model=MessageResponse, responses=errors(400, 401, 404, 413))
 async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDep):
     """Change the password; every access token issued before stops working."""
     valid, _ = await verify_password(data.current_password, user.password_hash)
     if not valid:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.WRONG_PASSWORD)
     await set_password(db, user, data.new_password)
-    await db.commit()
+    await commit_user(db)
     return MessageResponse(message=Message.PASSWORD_CHANGED)
 
 
@@ -162,7 +174,7 @@ async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDe
     "/forgot-password",
     response_model=MessageResponse,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=errors(429),
+    responses=errors(400, 413, 429),
     dependencies=[Depends(password_reset_limit)],
 )
 async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db: SessionDep):
@@ -193,7 +205,7 @@ async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db:
 @router.post(
     "/reset-password",
     response_model=MessageResponse,
-    responses=errors(400, 429),
+    responses=errors(400, 404, 413, 429),
     dependencies=[Depends(password_reset_limit)],
 )
 async def reset_password(data: ResetPassword, db: SessionDep):
@@ -211,7 +223,7 @@ async def reset_password(data: ResetPassword, db: SessionDep):
     if user is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.INVALID_RESET_TOKEN)
     await set_password(db, user, data.new_password)
-    await db.commit()
+    await commit_user(db)
     return MessageResponse(message=Message.PASSWORD_RESET)
 
 
@@ -227,7 +239,7 @@ async def list_user_posts(user: UserDep, db: SessionDep, skip: Skip = 0, limit: 
     return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)
 
 
-@router.patch("/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404))
+@router.patch("/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413))
 async def update_user(data: UserUpdate, user: UserDep, current: CurrentUser, db: SessionDep):
     """Change your username and/or email."""
     ensure_self(user, current, Detail.UPDATE_USER_FORBIDDEN)
@@ -246,11 +258,21 @@ async def update_user(data: UserUpdate, user: UserDep, current: CurrentUser, db:
 async def delete_user(user: UserDep, current: CurrentUser, db: SessionDep) -> None:
     """Delete your account, with its posts, reset tokens and picture."""
     ensure_self(user, current, Detail.DELETE_USER_FORBIDDEN)
-    image_file = user.image_file
+    image_file = await lock_picture(db, user)
     await db.delete(user)
     await db.commit()
     if image_file:
         await delete_picture_quietly(image_file)
+
+
+async def lock_picture(db: AsyncSession, user: models.User) -> str | None:
+    """Lock the user's row and read its picture as it is now, not as it was when loaded.
+
+    Concurrent uploads and deletes then queue up on the row, so no picture is left orphaned.
+    """
+    return await db.scalar(
+        select(models.User.image_file).where(models.User.id == user.id).with_for_update()
+    )
 
 
 async def read_upload(file: UploadFile) -> bytes:
@@ -282,7 +304,8 @@ async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, 
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=Detail.UPLOAD_FAILED
         ) from None
 
-    old_file, user.image_file = user.image_file, new_file
+    old_file = await lock_picture(db, user)
+    user.image_file = new_file
     try:
         await db.commit()
     except Exception as exc:
@@ -301,9 +324,10 @@ async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, 
 async def delete_picture(user: UserDep, current: CurrentUser, db: SessionDep):
     """Remove your profile picture; the default one shows again."""
     ensure_self(user, current, Detail.DELETE_PICTURE_FORBIDDEN)
-    if user.image_file is None:
+    old_file = await lock_picture(db, user)
+    if old_file is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.NO_PICTURE)
-    old_file, user.image_file = user.image_file, None
+    user.image_file = None
     await db.commit()
     await delete_picture_quietly(old_file)
     return user

@@ -1,8 +1,21 @@
 """Per-client-IP rate limits for the endpoints that guess passwords or send mail.
 
-State lives in this process's memory: right for one worker. With several workers, each keeps
-its own window, so the effective limit is multiplied by the worker count; see the README for
-running the limits in Redis instead.
+Limits are on unless RATE_LIMIT_ENABLED=false; the rates are RATE_LIMIT_LOGIN,
+RATE_LIMIT_REGISTER and RATE_LIMIT_PASSWORD_RESET ("10/minute", "100/hour"...). The client is
+`request.client.host`: behind a reverse proxy, run uvicorn with `--proxy-headers` and
+`--forwarded-allow-ips` set to the proxy, or every client shares the proxy's budget.
+
+State lives in this process's memory: right for one worker. With several workers (or hosts)
+each keeps its own window, so a client gets the limit once per worker. Two ways out:
+
+- Let the reverse proxy enforce the limits instead (nginx `limit_req_zone $binary_remote_addr`
+  on the four paths), and set RATE_LIMIT_ENABLED=false.
+- Keep the windows in Redis, shared by every worker. Only `RateLimit.__call__` changes: make it
+  `async` and, per request, run in one MULTI/EXEC on the key `ratelimit:{scope}:{ip}` a sorted
+  set of hit times: `ZREMRANGEBYSCORE key -inf now-window`, `ZCARD key`, `ZADD key now now`,
+  `EXPIRE key window`; refuse with 429 when ZCARD was >= the limit, with Retry-After from
+  `ZRANGE key 0 0 WITHSCORES`. That is the same sliding window as below, with redis-py's
+  `redis.asyncio` client (this project does not ship that backend).
 """
 
 import math

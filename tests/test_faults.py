@@ -273,6 +273,10 @@ async def test_database_down_gives_503_and_the_app_recovers_when_it_is_back(own_
         )
     )
     assert (await client.get("/health")).status_code == 200  # liveness needs no database
+    page = await client.get("/")
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert "retry-after" in page.headers
 
     start()
 

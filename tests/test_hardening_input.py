@@ -3,10 +3,14 @@
 import json
 
 import pytest
+from starlette.requests import Request
 
+from body_limit import BodyLimitMiddleware
 from conftest import create_test_post
-from errors import UNSTORABLE_TEXT
+from errors import UNSTORABLE_TEXT, on_unstorable_text
+from main import app
 from schemas import Detail
+from security_headers import SecurityHeadersMiddleware
 
 pytestmark = pytest.mark.anyio
 
@@ -240,3 +244,30 @@ async def test_hostile_page_and_file_urls_are_a_4xx_or_a_page(client, path):
     response = await client.get(path)
     assert response.status_code < 500
     assert "[project]" not in response.text
+
+
+async def test_unstorable_text_on_a_page_gets_the_html_error_page():
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/posts/1",
+        "query_string": b"",
+        "headers": [],
+        "app": app,
+        "router": app.router,
+    }
+    error = UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+    response = await on_unstorable_text(Request(scope), error)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_middlewares_pass_non_http_scopes_through():
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope["type"])
+
+    for middleware in (BodyLimitMiddleware(inner), SecurityHeadersMiddleware(inner)):
+        await middleware({"type": "lifespan"}, None, None)
+    assert seen == ["lifespan", "lifespan"]

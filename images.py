@@ -1,10 +1,12 @@
 """Profile-picture processing with Pillow: any supported image in, a clean 300x300 JPEG out.
 
-Blocking work: callers run `make_profile_picture` in a thread.
+Decoding is blocking and can take a few hundred MB for a large photo: the app calls
+`process_profile_picture`, which runs it in a thread, a bounded number at a time.
 """
 
 from io import BytesIO
 
+import anyio
 from PIL import Image, ImageOps
 
 SIZE = (300, 300)
@@ -16,8 +18,18 @@ MAX_PIXELS = 60_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
+# A 60 MP image decodes to about 180 MB: two at once bound the memory a burst of uploads takes.
+PROCESSING_SLOTS = 2
+_processing_limiter = anyio.CapacityLimiter(PROCESSING_SLOTS)
+
+
 class InvalidImage(ValueError):
     pass
+
+
+async def process_profile_picture(data: bytes) -> bytes:
+    """`make_profile_picture` off the event loop, at most PROCESSING_SLOTS at once."""
+    return await anyio.to_thread.run_sync(make_profile_picture, data, limiter=_processing_limiter)
 
 
 def make_profile_picture(data: bytes) -> bytes:

@@ -19,7 +19,6 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
-from starlette.concurrency import run_in_threadpool
 
 import models
 from auth import CurrentUser, create_access_token, hash_password, verify_password
@@ -27,7 +26,7 @@ from body_limit import too_large
 from config import settings
 from database import SessionDep
 from email_utils import send_password_reset_email
-from images import InvalidImage, make_profile_picture
+from images import InvalidImage, process_profile_picture
 from ratelimit import login_limit, password_reset_limit, register_limit
 from routers.posts import fetch_posts_page
 from schemas import (
@@ -95,6 +94,14 @@ def ensure_self(user: models.User, current: models.User, detail: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
 
 
+def bad_credentials() -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail=Detail.BAD_CREDENTIALS,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
 def hash_reset_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -142,14 +149,14 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: Sessi
     )
     valid, new_hash = await verify_password(form.password, user.password_hash if user else None)
     if user is None or not valid:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail=Detail.BAD_CREDENTIALS,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise bad_credentials()
     if new_hash:  # stored with outdated argon2 parameters: upgrade it now we know the password
         user.password_hash = new_hash
-        await db.commit()
+        try:
+            await db.commit()
+        except StaleDataError:  # the account was deleted meanwhile: nobody to log in
+            await db.rollback()
+            raise bad_credentials() from None
     return Token(access_token=create_access_token(user))
 
 
@@ -292,7 +299,7 @@ async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, 
     ensure_self(user, current, Detail.UPDATE_PICTURE_FORBIDDEN)
     data = await read_upload(file)
     try:
-        picture = await run_in_threadpool(make_profile_picture, data)
+        picture = await process_profile_picture(data)
     except InvalidImage:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.INVALID_IMAGE) from None
 

@@ -4,12 +4,15 @@ The images are made here with Pillow (or by hand, byte by byte, for the malforme
 """
 
 import struct
+import threading
 import zlib
 from io import BytesIO
 
+import anyio
 import pytest
 from PIL import Image, ImageOps
 
+import images
 from images import MAX_PIXELS, InvalidImage, make_profile_picture
 from schemas import Detail
 
@@ -266,3 +269,29 @@ async def test_uploaded_picture_in_the_bucket_has_no_exif(client, alice, s3):
     img = assert_clean_jpeg(stored)
     assert b"Exif" not in stored
     assert close_to(img.getpixel((150, 40)), RED)
+
+
+async def test_at_most_two_pictures_are_decoded_at_once(monkeypatch):
+    """A burst of uploads queues for the decoder instead of taking memory all at once."""
+    lock, release = threading.Lock(), threading.Event()
+    running, peak, entered = 0, 0, threading.Semaphore(0)
+
+    def blocking_decode(data: bytes) -> bytes:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        entered.release()
+        release.wait(timeout=30)
+        with lock:
+            running -= 1
+        return data
+
+    monkeypatch.setattr(images, "make_profile_picture", blocking_decode)
+    async with anyio.create_task_group() as tasks:
+        for i in range(5):
+            tasks.start_soon(images.process_profile_picture, bytes([i]))
+        for _ in range(images.PROCESSING_SLOTS):  # wait until the slots are taken
+            await anyio.to_thread.run_sync(entered.acquire)
+        release.set()
+    assert peak == images.PROCESSING_SLOTS == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from httpx import ASGITransport, AsyncClient
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 import auth
 import models
@@ -129,6 +129,32 @@ async def test_login_replaces_a_hash_made_with_outdated_parameters(client, db_se
     assert new_hash != outdated
     assert not auth.password_hash.verify_and_update(DEFAULT_PASSWORD, new_hash)[1]  # current
     await login_user(client, user["email"])  # and the password still works
+
+
+async def test_login_of_an_account_deleted_while_rehashing_is_refused(
+    client, db_session, monkeypatch
+):
+    user = await create_test_user(client, "alice")
+    outdated = Argon2Hasher(time_cost=2, memory_cost=2048, parallelism=1).hash(DEFAULT_PASSWORD)
+    await db_session.execute(
+        update(models.User).where(models.User.id == user["id"]).values(password_hash=outdated)
+    )
+    await db_session.commit()
+    verify = auth.verify_password
+
+    async def verify_then_account_deleted(password, hashed):
+        result = await verify(password, hashed)
+        # Another request deletes the row; this session still holds the user it loaded.
+        connection = await db_session.connection()
+        await connection.execute(delete(models.User).where(models.User.id == user["id"]))
+        return result
+
+    monkeypatch.setattr("routers.users.verify_password", verify_then_account_deleted)
+    response = await client.post(
+        "/api/users/token", data={"username": user["email"], "password": DEFAULT_PASSWORD}
+    )
+    assert response.status_code == 401
+    assert response.json() == {"detail": Detail.BAD_CREDENTIALS}
 
 
 async def test_login_keeps_a_hash_made_with_current_parameters(client, db_session):

@@ -50,6 +50,7 @@ os.environ.update(
     }
 )
 
+import logging  # noqa: E402
 import shutil  # noqa: E402
 
 import boto3  # noqa: E402
@@ -65,6 +66,9 @@ from main import app  # noqa: E402
 from ratelimit import ALL_LIMITS  # noqa: E402
 
 pytest_plugins = ["anyio"]
+
+# One INFO line per test request, formatted and captured three times, doubles the cost of a call.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 TEST_IMAGE = Path(__file__).parent / "test_image.jpeg"
 DEFAULT_PASSWORD = "correct horse battery"
@@ -110,23 +114,31 @@ async def db_session(engine):
 
 @pytest.fixture(scope="session")
 def aws():
-    """moto's `mock_aws` for the whole session: starting it per test costs more than the test."""
+    """moto's `mock_aws` for the whole session, with the app's bucket and a client to inspect
+    it: starting either per test costs more than most tests."""
     with mock_aws():
-        yield
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=TEST_BUCKET)
+        yield client
 
 
 @pytest.fixture
 def s3(aws):
-    """The app's bucket, empty at the start of each test; yields a boto3 client to inspect it."""
-    client = boto3.client("s3", region_name="us-east-1")
-    client.create_bucket(Bucket=TEST_BUCKET)
-    yield client
-    for obj in client.list_objects_v2(Bucket=TEST_BUCKET).get("Contents", []):
-        client.delete_object(Bucket=TEST_BUCKET, Key=obj["Key"])
+    """The app's bucket, empty when the test starts; for tests that look into it."""
+
+    def empty_bucket():
+        if TEST_BUCKET not in {bucket["Name"] for bucket in aws.list_buckets()["Buckets"]}:
+            aws.create_bucket(Bucket=TEST_BUCKET)
+        for obj in aws.list_objects_v2(Bucket=TEST_BUCKET).get("Contents", []):
+            aws.delete_object(Bucket=TEST_BUCKET, Key=obj["Key"])
+
+    empty_bucket()
+    yield aws
+    empty_bucket()
 
 
 @pytest.fixture
-async def client(db_session, s3):
+async def client(db_session, aws):
     async def override_get_db():
         yield db_session
 

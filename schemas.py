@@ -5,6 +5,7 @@ from typing import Annotated, Self
 
 from fastapi import Path, Query
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -50,11 +51,26 @@ class Message:
     PASSWORD_RESET = "Password reset successfully. You can now log in with your new password."
 
 
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-Password = Annotated[str, Field(min_length=8, max_length=1024)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Content = Annotated[str, Field(min_length=1, max_length=100_000)]
-Email = Annotated[EmailStr, Field(max_length=320)]
+def storable_text(value: str) -> str:
+    """JSON can carry NUL characters and unpaired surrogates; PostgreSQL text and UTF-8 cannot."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no unpaired surrogates)") from None
+    return value
+
+
+Text = AfterValidator(storable_text)
+Username = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Text
+]
+Password = Annotated[str, Field(min_length=8, max_length=1024), Text]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text]
+Content = Annotated[str, Field(min_length=1, max_length=100_000), Text]
+Email = Annotated[EmailStr, Field(max_length=320), Text]
 
 
 class ErrorResponse(BaseModel):
@@ -87,7 +103,7 @@ class UserUpdate(BaseModel):
 
 
 class PasswordChange(BaseModel):
-    current_password: Annotated[str, Field(max_length=1024)]
+    current_password: Annotated[str, Field(max_length=1024), Text]
     new_password: Password
 
 
@@ -96,7 +112,7 @@ class ForgotPassword(BaseModel):
 
 
 class ResetPassword(BaseModel):
-    token: Annotated[str, Field(min_length=1, max_length=200)]
+    token: Annotated[str, Field(min_length=1, max_length=200), Text]
     new_password: Password
 
 

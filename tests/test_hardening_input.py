@@ -210,10 +210,21 @@ async def test_hostile_user_updates_are_a_4xx(client, alice, body):
     assert_client_error(await send_json(client, "PATCH", url, body, headers))
 
 
-async def test_unstorable_text_is_answered_like_a_validation_error(client, alice):
+async def test_unstorable_text_in_a_json_field_is_a_validation_error_on_that_field(client, alice):
     _user, headers = alice
     body = {"title": "nul \x00 byte", "content": "c"}
     response = await send_json(client, "POST", "/api/posts", body, headers)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "title"]
+    assert "NUL" in error["msg"]
+
+
+async def test_unstorable_text_that_reaches_the_database_is_answered_like_a_validation_error(
+    client,
+):
+    form = {"username": "nul\x00@example.com", "password": "password1"}
+    response = await client.post("/api/users/token", data=form)  # form fields: no schema
     assert response.status_code == 422
     assert response.json() == {
         "detail": [{"loc": ["body"], "msg": UNSTORABLE_TEXT, "type": "value_error"}]

@@ -52,14 +52,10 @@ class Message:
 
 
 def storable_text(value: str) -> str:
-    """JSON can carry NUL characters and unpaired surrogates; PostgreSQL text and UTF-8 cannot."""
+    """JSON can carry NUL characters; PostgreSQL text cannot. (Pydantic's JSON parser already
+    refuses unpaired surrogates.)"""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ValueError("must be valid Unicode text (no unpaired surrogates)") from None
     return value
 
 

@@ -52,11 +52,14 @@ os.environ.update(
 
 import logging  # noqa: E402
 import shutil  # noqa: E402
+import socket  # noqa: E402
+from io import BytesIO  # noqa: E402
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from PIL import Image  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
@@ -191,6 +194,39 @@ async def create_test_post(
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on yet, on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def image_bytes(size=(64, 64), fmt="PNG", color=(30, 120, 200)) -> bytes:
+    """A real image, made on the spot."""
+    out = BytesIO()
+    Image.new("RGB", size, color).save(out, fmt)
+    return out.getvalue()
+
+
+async def upload_picture(
+    client: AsyncClient,
+    user: dict,
+    headers: dict,
+    data: bytes | None = None,
+    name: str = "me.jpg",
+    mime: str = "image/jpeg",
+):
+    """PATCH the user's picture; by default with the 1-pixel tests/test_image.jpeg."""
+    data = TEST_IMAGE.read_bytes() if data is None else data
+    return await client.patch(
+        f"/api/users/{user['id']}/picture", files={"file": (name, data, mime)}, headers=headers
+    )
+
+
+def bucket_keys(s3) -> list[str]:
+    return sorted(obj["Key"] for obj in s3.list_objects_v2(Bucket=TEST_BUCKET).get("Contents", []))
 
 
 @pytest.fixture

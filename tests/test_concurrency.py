@@ -5,18 +5,15 @@ cannot give: here the app gets its own sessions from a pooled engine on the test
 in production, and the test deletes the users it made at the end (cascades remove the rest).
 """
 
-from io import BytesIO
-
 import anyio
 import pytest
 from httpx import ASGITransport, AsyncClient
-from PIL import Image
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 import models
 import routers.users
-from conftest import TEST_BUCKET, TEST_DATABASE_URL, auth_header
+from conftest import TEST_DATABASE_URL, auth_header, bucket_keys, image_bytes
 from database import get_db
 from main import app
 from schemas import Detail
@@ -71,16 +68,6 @@ async def registered(client, username: str) -> tuple[dict, dict]:
         "/api/users/token", data={"username": user["email"], "password": PASSWORD}
     )
     return user, auth_header(response.json()["access_token"])
-
-
-def picture(colour=(200, 30, 30)) -> bytes:
-    out = BytesIO()
-    Image.new("RGB", (64, 64), colour).save(out, "PNG")
-    return out.getvalue()
-
-
-def bucket_keys(s3) -> set[str]:
-    return {obj["Key"] for obj in s3.list_objects_v2(Bucket=TEST_BUCKET).get("Contents", [])}
 
 
 async def test_concurrent_registrations_of_one_email_create_exactly_one_account(live):
@@ -155,7 +142,7 @@ async def test_concurrent_uploads_by_one_user_leave_exactly_one_picture(live, s3
         *[
             lambda n=n: client.patch(
                 url,
-                files={"file": ("me.png", picture((n * 40, 0, 0)), "image/png")},
+                files={"file": ("me.png", image_bytes(color=(n * 40, 0, 0)), "image/png")},
                 headers=headers,
             )
             for n in range(5)
@@ -166,7 +153,7 @@ async def test_concurrent_uploads_by_one_user_leave_exactly_one_picture(live, s3
         stored = await session.scalar(
             select(models.User.image_file).where(models.User.id == user["id"])
         )
-    assert bucket_keys(s3) == {f"profile_pics/{stored}"}
+    assert bucket_keys(s3) == [f"profile_pics/{stored}"]
 
 
 async def test_deleting_a_user_while_their_picture_uploads_leaves_nothing_behind(live, s3):
@@ -174,7 +161,7 @@ async def test_deleting_a_user_while_their_picture_uploads_leaves_nothing_behind
     users = [await registered(client, f"{PREFIX}gone{n}") for n in range(4)]
 
     def upload(user, headers):
-        files = {"file": ("me.png", picture(), "image/png")}
+        files = {"file": ("me.png", image_bytes(), "image/png")}
         return lambda: client.patch(
             f"/api/users/{user['id']}/picture", files=files, headers=headers
         )
@@ -196,7 +183,7 @@ async def test_deleting_a_user_while_their_picture_uploads_leaves_nothing_behind
         ids = [user["id"] for user, _ in users]
         left = await session.scalar(select(func.count()).where(models.User.id.in_(ids)))
     assert left == 0
-    assert bucket_keys(s3) == set()
+    assert bucket_keys(s3) == []
 
 
 async def test_delete_user_removes_a_picture_committed_after_the_account_was_loaded(live, s3):
@@ -208,12 +195,12 @@ async def test_delete_user_removes_a_picture_committed_after_the_account_was_loa
         assert loaded.image_file is None
         response = await client.patch(  # meanwhile an upload commits
             f"/api/users/{user['id']}/picture",
-            files={"file": ("me.png", picture(), "image/png")},
+            files={"file": ("me.png", image_bytes(), "image/png")},
             headers=headers,
         )
         assert response.status_code == 200
         await routers.users.delete_user(user=loaded, current=loaded, db=deleting)
-    assert bucket_keys(s3) == set()
+    assert bucket_keys(s3) == []
 
 
 async def test_concurrent_edits_and_delete_of_one_user_never_fail(live):

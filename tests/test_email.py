@@ -1,7 +1,6 @@
 """The password-reset mail: its content, the log fallback, and real delivery over SMTP."""
 
 import logging
-import socket
 from email import message_from_bytes, policy
 
 import pytest
@@ -9,17 +8,12 @@ from aiosmtpd.controller import Controller
 
 import email_utils
 from config import settings
+from conftest import free_port
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "tok_abc-123"
 LINK = f"{settings.frontend_url}/reset-password?token={TOKEN}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Inbox:

@@ -6,7 +6,6 @@ PostgreSQL. Nothing leaves 127.0.0.1.
 
 import json
 import logging
-import socket
 from io import BytesIO
 
 import httpx
@@ -20,34 +19,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 import routers.users
 import storage
 from config import settings
-from conftest import TEST_BUCKET, create_test_user
+from conftest import TEST_BUCKET, bucket_keys, create_test_user, free_port, upload_picture
 from database import Base, get_db, make_engine
 from embedded_postgres import start_embedded_postgres
 from main import app
 from schemas import Detail, Message
 
 pytestmark = pytest.mark.anyio
-
-
-def png() -> bytes:
-    out = BytesIO()
-    Image.new("RGB", (64, 64), (10, 120, 200)).save(out, "PNG")
-    return out.getvalue()
-
-
-async def upload(client, user: dict, headers: dict):
-    files = {"file": ("me.png", png(), "image/png")}
-    return await client.patch(f"/api/users/{user['id']}/picture", files=files, headers=headers)
-
-
-def bucket_keys(s3) -> list[str]:
-    return [obj["Key"] for obj in s3.list_objects_v2(Bucket=TEST_BUCKET).get("Contents", [])]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def failing(error: Exception):
@@ -72,10 +50,10 @@ async def test_upload_when_s3_refuses_is_503_and_keeps_the_old_picture(
     client, alice, s3, monkeypatch, error
 ):
     user, headers = alice
-    old = (await upload(client, user, headers)).json()["image_file"]
+    old = (await upload_picture(client, user, headers)).json()["image_file"]
     monkeypatch.setattr(storage.get_storage().client, "put_object", failing(error))
 
-    response = await upload(client, user, headers)
+    response = await upload_picture(client, user, headers)
 
     assert response.status_code == 503
     assert response.json() == {"detail": Detail.UPLOAD_FAILED}
@@ -87,7 +65,7 @@ async def test_upload_to_a_missing_bucket_is_503(client, alice, s3):
     user, headers = alice
     s3.delete_bucket(Bucket=TEST_BUCKET)
     try:
-        response = await upload(client, user, headers)
+        response = await upload_picture(client, user, headers)
     finally:
         s3.create_bucket(Bucket=TEST_BUCKET)
     assert response.status_code == 503
@@ -99,11 +77,11 @@ async def test_failed_delete_of_the_old_picture_is_logged_not_fatal(
     client, alice, s3, monkeypatch, caplog
 ):
     user, headers = alice
-    old = (await upload(client, user, headers)).json()["image_file"]
+    old = (await upload_picture(client, user, headers)).json()["image_file"]
     monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[0]))
 
     with caplog.at_level(logging.ERROR, logger="storage"):
-        response = await upload(client, user, headers)
+        response = await upload_picture(client, user, headers)
 
     assert response.status_code == 200
     new = response.json()["image_file"]
@@ -116,7 +94,7 @@ async def test_failed_delete_of_the_picture_is_logged_and_the_row_still_cleared(
     client, alice, s3, monkeypatch, caplog
 ):
     user, headers = alice
-    old = (await upload(client, user, headers)).json()["image_file"]
+    old = (await upload_picture(client, user, headers)).json()["image_file"]
     monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[2]))
 
     with caplog.at_level(logging.ERROR, logger="storage"):
@@ -131,7 +109,7 @@ async def test_deleting_a_user_while_s3_is_down_still_deletes_the_account(
     client, alice, s3, monkeypatch, caplog
 ):
     user, headers = alice
-    await upload(client, user, headers)
+    await upload_picture(client, user, headers)
     monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[2]))
     with caplog.at_level(logging.ERROR, logger="storage"):
         response = await client.delete(f"/api/users/{user['id']}", headers=headers)
@@ -178,7 +156,7 @@ async def test_s3_endpoint_end_to_end_and_503_once_it_stops(
     monkeypatch.setattr(routers.users, "get_storage", lambda: backend)
     user, headers = alice
 
-    response = await upload(client, user, headers)
+    response = await upload_picture(client, user, headers)
     assert response.status_code == 200
     picture = response.json()
     assert picture["image_path"] == f"{endpoint}/pictures/profile_pics/{picture['image_file']}"
@@ -188,7 +166,7 @@ async def test_s3_endpoint_end_to_end_and_503_once_it_stops(
     assert Image.open(BytesIO(served.content)).size == (300, 300)
 
     server.stop()
-    response = await upload(client, user, headers)
+    response = await upload_picture(client, user, headers)
     assert response.status_code == 503
     assert response.json() == {"detail": Detail.UPLOAD_FAILED}
     me = (await client.get("/api/users/me", headers=headers)).json()

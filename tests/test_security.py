@@ -115,13 +115,22 @@ async def stored_hash(db_session, user_id: int) -> str:
     )
 
 
-async def test_login_replaces_a_hash_made_with_outdated_parameters(client, db_session):
+@pytest.fixture
+async def user_with_outdated_hash(client, db_session) -> tuple[dict, str]:
+    """Alice, her password stored with argon2 parameters older than the current ones."""
     user = await create_test_user(client, "alice")
     outdated = Argon2Hasher(time_cost=2, memory_cost=2048, parallelism=1).hash(DEFAULT_PASSWORD)
     await db_session.execute(
         update(models.User).where(models.User.id == user["id"]).values(password_hash=outdated)
     )
     await db_session.commit()
+    return user, outdated
+
+
+async def test_login_replaces_a_hash_made_with_outdated_parameters(
+    client, db_session, user_with_outdated_hash
+):
+    user, outdated = user_with_outdated_hash
 
     await login_user(client, user["email"])
 
@@ -132,14 +141,9 @@ async def test_login_replaces_a_hash_made_with_outdated_parameters(client, db_se
 
 
 async def test_login_of_an_account_deleted_while_rehashing_is_refused(
-    client, db_session, monkeypatch
+    client, db_session, monkeypatch, user_with_outdated_hash
 ):
-    user = await create_test_user(client, "alice")
-    outdated = Argon2Hasher(time_cost=2, memory_cost=2048, parallelism=1).hash(DEFAULT_PASSWORD)
-    await db_session.execute(
-        update(models.User).where(models.User.id == user["id"]).values(password_hash=outdated)
-    )
-    await db_session.commit()
+    user, _outdated = user_with_outdated_hash
     verify = auth.verify_password
 
     async def verify_then_account_deleted(password, hashed):
@@ -164,13 +168,8 @@ async def test_login_keeps_a_hash_made_with_current_parameters(client, db_sessio
     assert await stored_hash(db_session, user["id"]) == before
 
 
-async def test_failed_login_never_rehashes(client, db_session):
-    user = await create_test_user(client, "alice")
-    outdated = Argon2Hasher(time_cost=2, memory_cost=2048, parallelism=1).hash(DEFAULT_PASSWORD)
-    await db_session.execute(
-        update(models.User).where(models.User.id == user["id"]).values(password_hash=outdated)
-    )
-    await db_session.commit()
+async def test_failed_login_never_rehashes(client, db_session, user_with_outdated_hash):
+    user, outdated = user_with_outdated_hash
     response = await client.post(
         "/api/users/token", data={"username": user["email"], "password": "not the password"}
     )

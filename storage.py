@@ -57,28 +57,26 @@ class S3Storage:
 
     @property
     def client(self):
-        # boto3 clients are thread-safe; make one on first use so tests can mock AWS first.
+        # boto3 clients are thread-safe; made on first use (in a worker thread: building one
+        # loads botocore's service models, which is blocking) so tests can mock AWS first.
         if not hasattr(self, "_client"):
             self._client = boto3.client("s3", **self._client_kwargs)
         return self._client
 
-    async def save(self, key: str, data: bytes, content_type: str) -> None:
+    async def _call(self, operation: str, **params) -> None:
+        """One S3 operation, client included, off the event loop."""
         try:
-            await run_in_threadpool(
-                self.client.put_object,
-                Bucket=self.bucket,
-                Key=key,
-                Body=data,
-                ContentType=content_type,
-            )
+            await run_in_threadpool(lambda: getattr(self.client, operation)(**params))
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(str(exc)) from exc
 
+    async def save(self, key: str, data: bytes, content_type: str) -> None:
+        await self._call(
+            "put_object", Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+        )
+
     async def delete(self, key: str) -> None:
-        try:
-            await run_in_threadpool(self.client.delete_object, Bucket=self.bucket, Key=key)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(str(exc)) from exc
+        await self._call("delete_object", Bucket=self.bucket, Key=key)
 
     def url(self, key: str) -> str:
         if self.endpoint_url:

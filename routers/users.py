@@ -106,12 +106,16 @@ def hash_reset_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+async def delete_reset_tokens(db: AsyncSession, user_id: int) -> None:
+    await db.execute(
+        delete(models.PasswordResetToken).where(models.PasswordResetToken.user_id == user_id)
+    )
+
+
 async def set_password(db: AsyncSession, user: models.User, password: str) -> None:
     """New hash, every reset token gone, every access token issued so far invalid."""
     new_hash = await hash_password(password)
-    await db.execute(
-        delete(models.PasswordResetToken).where(models.PasswordResetToken.user_id == user.id)
-    )
+    await delete_reset_tokens(db, user.id)
     # Changed after the statement above, so a row deleted meanwhile shows at commit_user.
     user.password_hash = new_hash
     user.token_version += 1
@@ -191,9 +195,7 @@ async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db:
     )
     if user is not None:
         token = secrets.token_urlsafe(32)
-        await db.execute(
-            delete(models.PasswordResetToken).where(models.PasswordResetToken.user_id == user.id)
-        )
+        await delete_reset_tokens(db, user.id)  # a new request replaces the older tokens
         db.add(
             models.PasswordResetToken(
                 user_id=user.id,

@@ -1,7 +1,9 @@
 """Profile pictures: upload to S3, replace, delete; and the local-disk backend."""
 
+import threading
 from io import BytesIO
 
+import boto3
 import pytest
 from PIL import Image
 
@@ -231,3 +233,20 @@ def test_s3_url_on_aws():
     assert backend.url("profile_pics/a.jpg") == (
         "https://pics.s3.eu-west-3.amazonaws.com/profile_pics/a.jpg"
     )
+
+
+async def test_s3_client_is_built_off_the_event_loop(aws, monkeypatch):
+    """Building a boto3 client loads service models from disk: never on the event loop."""
+    built_in = []
+    make_client = boto3.client
+
+    def recording_client(*args, **kwargs):
+        built_in.append(threading.current_thread())
+        return make_client(*args, **kwargs)
+
+    monkeypatch.setattr(storage.boto3, "client", recording_client)
+    backend = storage.S3Storage(TEST_BUCKET, region="us-east-1")
+    await backend.save("profile_pics/x.jpg", b"x", "image/jpeg")
+    assert len(built_in) == 1
+    assert built_in[0] is not threading.main_thread()
+    await backend.delete("profile_pics/x.jpg")

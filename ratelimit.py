@@ -44,7 +44,9 @@ class RateLimit:
         self.limit, self.window = parse_rate(rate)
         self.hits: defaultdict[str, deque[float]] = defaultdict(deque)
 
-    def __call__(self, request: Request) -> None:
+    # async, so FastAPI runs it on the event loop: one thread touches `hits`, no lock needed
+    # (a plain `def` dependency would run in the thread pool, many at once).
+    async def __call__(self, request: Request) -> None:
         if not settings.rate_limit_enabled:
             return
         now = time.monotonic()

@@ -1,5 +1,7 @@
 """Per-IP rate limits on login, register, forgot-password and reset-password."""
 
+import threading
+
 import pytest
 from httpx import ASGITransport, AsyncClient
 
@@ -137,3 +139,18 @@ async def test_idle_clients_are_forgotten_so_memory_stays_bounded(client, limits
         login_limit.hits[f"10.0.{n // 256}.{n % 256}"].append(now[0] - 3600)
     await login(client)
     assert len(login_limit.hits) == 1
+
+
+async def test_limits_are_counted_on_the_event_loop_thread(client, limits_on, monkeypatch):
+    """The windows are shared, unlocked state: every check must run on the one loop thread."""
+    threads = []
+
+    def monotonic():
+        threads.append(threading.current_thread())
+        return 1000.0
+
+    monkeypatch.setattr(ratelimit.time, "monotonic", monotonic)
+    await login(client)
+    await client.post("/api/users/forgot-password", json={"email": "a@example.com"})
+    assert threads
+    assert set(threads) == {threading.main_thread()}

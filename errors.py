@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from routers.pages import render_error_page
 from schemas import Detail
 
 logger = logging.getLogger(__name__)
@@ -28,16 +29,12 @@ def is_page(request: Request) -> bool:
 
 async def on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
     if is_page(request):
-        from routers.pages import render_error_page  # pages import schemas; keep this lazy
-
         return render_error_page(request, exc.status_code, exc.detail, exc.headers)
     return await http_exception_handler(request, exc)
 
 
 async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
     if is_page(request):
-        from routers.pages import render_error_page
-
         return render_error_page(request, status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid request")
     return await request_validation_exception_handler(request, exc)
 
@@ -45,8 +42,6 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
 async def on_database_unavailable(request: Request, exc: Exception) -> Response:
     logger.error("Database unavailable during %s %s: %s", request.method, request.url.path, exc)
     if is_page(request):
-        from routers.pages import render_error_page
-
         return render_error_page(
             request,
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -68,8 +63,6 @@ UNSTORABLE_TEXT = "Text contains a NUL character or an unpaired surrogate"
 async def on_unstorable_text(request: Request, exc: Exception) -> Response:
     logger.info("Refused unstorable text in %s %s: %s", request.method, request.url.path, exc)
     if is_page(request):
-        from routers.pages import render_error_page
-
         return render_error_page(request, status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid request")
     detail = [{"loc": ["body"], "msg": UNSTORABLE_TEXT, "type": "value_error"}]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -48,13 +48,8 @@ def render(request: Request, name: str, context: dict | None = None, **kwargs) -
 def render_error_page(
     request: Request, status_code: int, detail: object, headers: dict | None = None
 ) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"status_code": status_code, "detail": detail if isinstance(detail, str) else "Error"},
-        status_code=status_code,
-        headers=headers,
-    )
+    context = {"status_code": status_code, "detail": detail if isinstance(detail, str) else "Error"}
+    return render(request, "error.html", context, status_code=status_code, headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse)

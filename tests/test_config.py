@@ -70,3 +70,8 @@ def test_empty_variables_count_as_unset(monkeypatch, tmp_path):
     monkeypatch.setenv("MAIL_SERVER", "")
     settings = Settings(_env_file=None, data_dir=tmp_path)
     assert (settings.s3_bucket_name, settings.mail_server) == (None, None)
+
+
+def test_readme_documents_every_setting():
+    readme = (ENV_EXAMPLE.parent / "README.md").read_text()
+    assert [name.upper() for name in Settings.model_fields if name.upper() not in readme] == []

@@ -20,8 +20,10 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     # Unset: an embedded PostgreSQL server is started under `data_dir` (development only).
     database_url: str | None = None
+    # Per pool; a worker has two (database.py). Overflow connections are closed when returned,
+    # so a steady load above the pool size would open one PostgreSQL backend per request.
     db_pool_size: int = 5
-    db_max_overflow: int = 5
+    db_max_overflow: int = 0
     # Unset: generated once and kept in `data_dir/secret_key` (development only).
     secret_key: SecretStr | None = None
     data_dir: Path = Path(".data")

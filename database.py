@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -44,7 +45,15 @@ DATABASE_URL = database_url()
 EMBEDDED = settings.database_url is None
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
+    """The app's engine; `autocommit=True` gives the engine of the read-only routes.
+
+    A read of one statement needs no transaction: in autocommit mode PostgreSQL runs it in its
+    own snapshot, and the BEGIN before it and the ROLLBACK that resets the connection after it
+    (two round trips, each through the greenlet bridge) go away. That is a third of the list's
+    cost. Nothing can be left open on such a connection, so the pool skips the reset.
+    """
+    options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -53,19 +62,29 @@ def make_engine(url: str) -> AsyncEngine:
         pool_timeout=10,
         # A database that is down answers 503 within seconds instead of holding the request.
         connect_args={"connect_timeout": 5},
+        **options,
     )
 
 
 engine = make_engine(DATABASE_URL)
+read_engine = make_engine(DATABASE_URL, autocommit=True)
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:
+    """An ORM session, for every route that writes (and the reads that need ORM objects)."""
     async with SessionLocal() as session:
         yield session
 
 
+async def get_read_db() -> AsyncIterator[AsyncConnection]:
+    """A Core connection in autocommit mode, for the public reads: the hottest paths."""
+    async with read_engine.connect() as connection:
+        yield connection
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
+ReadDep = Annotated[AsyncConnection, Depends(get_read_db)]
 
 
 def upgrade_to_head(url: str = DATABASE_URL) -> None:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 import errors
 from body_limit import BodyLimitMiddleware
 from config import settings
-from database import EMBEDDED, engine, upgrade_to_head
+from database import EMBEDDED, engine, read_engine, upgrade_to_head
 from routers import health, pages, posts, users
 from security_headers import SecurityHeadersMiddleware
 
@@ -28,6 +28,7 @@ async def lifespan(app: FastAPI):
         await run_in_threadpool(upgrade_to_head)
     yield
     await engine.dispose()
+    await read_engine.dispose()
 
 
 app = FastAPI(

@@ -7,17 +7,15 @@ writing, editing and the account page.
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-import models
-from database import SessionDep
-from routers.posts import fetch_posts_page, get_post_or_404
-from routers.users import get_user_or_404
-from schemas import PostResponse, Skip, UserPublic
+from database import ReadDep
+from routers.posts import PostReadDep, fetch_posts_page
+from routers.users import PublicUserDep
+from schemas import Skip
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -54,7 +52,7 @@ def render_error_page(
 
 @router.get("/", response_class=HTMLResponse)
 @router.get("/posts", response_class=HTMLResponse)
-async def home_page(request: Request, db: SessionDep, skip: Skip = 0):
+async def home_page(request: Request, db: ReadDep, skip: Skip = 0):
     """The newest posts; "Load more" fetches the next pages from the API."""
     page = await fetch_posts_page(db, skip=skip, limit=None)
     return render(
@@ -63,16 +61,16 @@ async def home_page(request: Request, db: SessionDep, skip: Skip = 0):
 
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
-async def post_page(request: Request, post: Annotated[models.Post, Depends(get_post_or_404)]):
+async def post_page(request: Request, post: PostReadDep):
     """One post; its author also gets edit and delete."""
-    return render(request, "post.html", {"post": PostResponse.model_validate(post)})
+    return render(request, "post.html", {"post": post})
 
 
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)
 async def user_posts_page(
     request: Request,
-    user: Annotated[models.User, Depends(get_user_or_404)],
-    db: SessionDep,
+    user: PublicUserDep,
+    db: ReadDep,
     skip: Skip = 0,
 ):
     """A user's posts, newest first."""
@@ -81,7 +79,7 @@ async def user_posts_page(
         request,
         "user_posts.html",
         {
-            "author": UserPublic.model_validate(user),
+            "author": user,
             "page": page,
             "posts_api": f"/api/users/{user.id}/posts",
             "list_url": f"/users/{user.id}/posts",

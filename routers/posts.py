@@ -3,14 +3,14 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from sqlalchemy import Select, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Select, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 import models
 from auth import CurrentUser
 from config import settings
-from database import SessionDep
+from database import ReadDep, SessionDep
 from schemas import (
     Detail,
     Limit,
@@ -29,6 +29,17 @@ router = APIRouter(prefix="/api/posts", tags=["posts"], responses=errors(503))
 NEWEST_FIRST = (models.Post.date_posted.desc(), models.Post.id.desc())
 
 
+AUTHOR_COLUMNS = (models.User.username, models.User.image_file)
+POST_COLUMNS = (
+    models.Post.id,
+    models.Post.title,
+    models.Post.content,
+    models.Post.user_id,
+    models.Post.date_posted,
+    *AUTHOR_COLUMNS,
+)
+
+
 def _page_statement(*, by_user: bool) -> Select:
     """One page of posts with their authors and the total, in one round trip.
 
@@ -45,16 +56,7 @@ def _page_statement(*, by_user: bool) -> Select:
         total = total.where(Post.user_id == bindparam("user_id"))
     page_ids = page_ids.offset(bindparam("skip")).limit(bindparam("limit")).subquery()
     return (
-        select(
-            Post.id,
-            Post.title,
-            Post.content,
-            Post.user_id,
-            Post.date_posted,
-            User.username,
-            User.image_file,
-            total.scalar_subquery().label("total"),
-        )
+        select(*POST_COLUMNS, total.scalar_subquery().label("total"))
         .join(page_ids, Post.id == page_ids.c.id)
         .join(User, User.id == Post.user_id)
         .order_by(*NEWEST_FIRST)
@@ -65,10 +67,27 @@ ALL_POSTS_PAGE = _page_statement(by_user=False)
 USER_POSTS_PAGE = _page_statement(by_user=True)
 COUNT_ALL = select(func.count()).select_from(models.Post)
 COUNT_BY_USER = COUNT_ALL.where(models.Post.user_id == bindparam("user_id"))
+POST_BY_ID = (
+    select(*POST_COLUMNS)
+    .join(models.User, models.User.id == models.Post.user_id)
+    .where(models.Post.id == bindparam("post_id"))
+)
+
+
+def post_fields(row: Row) -> dict:
+    """A row of POST_COLUMNS as PostResponse's fields."""
+    return {
+        "id": row.id,
+        "title": row.title,
+        "content": row.content,
+        "user_id": row.user_id,
+        "date_posted": row.date_posted,
+        "author": {"id": row.user_id, "username": row.username, "image_file": row.image_file},
+    }
 
 
 async def fetch_posts_page(
-    db: AsyncSession, *, skip: int, limit: int | None, user_id: int | None = None
+    db: AsyncConnection, *, skip: int, limit: int | None, user_id: int | None = None
 ) -> PaginatedPosts:
     """One page of posts, newest first, with their authors: one query (two past the last page).
 
@@ -83,17 +102,7 @@ async def fetch_posts_page(
         total = rows[0].total
     else:  # past the last page: no row to carry the total
         total = await db.scalar(COUNT_BY_USER if user_id is not None else COUNT_ALL, params)
-    posts = [
-        {
-            "id": row.id,
-            "title": row.title,
-            "content": row.content,
-            "user_id": row.user_id,
-            "date_posted": row.date_posted,
-            "author": {"id": row.user_id, "username": row.username, "image_file": row.image_file},
-        }
-        for row in rows
-    ]
+    posts = [post_fields(row) for row in rows]
     return PaginatedPosts.model_validate(
         {
             "posts": posts,
@@ -105,14 +114,28 @@ async def fetch_posts_page(
     )
 
 
+def post_not_found() -> HTTPException:
+    return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=Detail.POST_NOT_FOUND)
+
+
+async def read_post_or_404(post_id: ResourceId, db: ReadDep) -> PostResponse:
+    """A post with its author, for reading: one query on the read connection."""
+    row = (await db.execute(POST_BY_ID, {"post_id": post_id})).first()
+    if row is None:
+        raise post_not_found()
+    return PostResponse.model_validate(post_fields(row))
+
+
 async def get_post_or_404(post_id: ResourceId, db: SessionDep) -> models.Post:
+    """A post as an ORM object, for the routes that change it."""
     post = await db.get(models.Post, post_id)
     if post is None:
-        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=Detail.POST_NOT_FOUND)
+        raise post_not_found()
     return post
 
 
 PostDep = Annotated[models.Post, Depends(get_post_or_404)]
+PostReadDep = Annotated[PostResponse, Depends(read_post_or_404)]
 
 
 def ensure_author(post: models.Post, user: models.User, detail: str) -> None:
@@ -121,7 +144,7 @@ def ensure_author(post: models.Post, user: models.User, detail: str) -> None:
 
 
 @router.get("", response_model=PaginatedPosts)
-async def list_posts(db: SessionDep, skip: Skip = 0, limit: Limit = None):
+async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None):
     """List posts, newest first."""
     return await fetch_posts_page(db, skip=skip, limit=limit)
 
@@ -141,7 +164,7 @@ async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep):
 
 
 @router.get("/{post_id}", response_model=PostResponse, responses=errors(404))
-async def get_post(post: PostDep):
+async def get_post(post: PostReadDep):
     """Read one post."""
     return post
 

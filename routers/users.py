@@ -15,7 +15,7 @@ from fastapi import (
     status,
 )
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -24,7 +24,7 @@ import models
 from auth import CurrentUser, create_access_token, hash_password, verify_password
 from body_limit import too_large
 from config import settings
-from database import SessionDep
+from database import ReadDep, SessionDep
 from email_utils import send_password_reset_email
 from images import InvalidImage, process_profile_picture
 from ratelimit import login_limit, password_reset_limit, register_limit
@@ -87,6 +87,20 @@ async def get_user_or_404(user_id: ResourceId, db: SessionDep) -> models.User:
 
 
 UserDep = Annotated[models.User, Depends(get_user_or_404)]
+PUBLIC_USER_BY_ID = select(models.User.id, models.User.username, models.User.image_file).where(
+    models.User.id == bindparam("user_id")
+)
+
+
+async def read_user_or_404(user_id: ResourceId, db: ReadDep) -> UserPublic:
+    """A user's public profile, for reading: one query on the read connection."""
+    row = (await db.execute(PUBLIC_USER_BY_ID, {"user_id": user_id})).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND)
+    return UserPublic.model_validate(row)
+
+
+PublicUserDep = Annotated[UserPublic, Depends(read_user_or_404)]
 
 
 def ensure_self(user: models.User, current: models.User, detail: str) -> None:
@@ -151,17 +165,29 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: Sessi
     user = await db.scalar(
         select(models.User).where(func.lower(models.User.email) == form.username.lower())
     )
+    # Argon2 takes a while: end the read's transaction first, so the connection goes back to
+    # the pool during the hash instead of idling in a transaction.
+    await db.commit()
     valid, new_hash = await verify_password(form.password, user.password_hash if user else None)
     if user is None or not valid:
         raise bad_credentials()
-    if new_hash:  # stored with outdated argon2 parameters: upgrade it now we know the password
-        user.password_hash = new_hash
-        try:
-            await db.commit()
-        except StaleDataError:  # the account was deleted meanwhile: nobody to log in
-            await db.rollback()
-            raise bad_credentials() from None
+    # Stored with outdated argon2 parameters: upgrade it, now that the password is known.
+    if new_hash and not await upgrade_hash(db, user, new_hash):
+        raise bad_credentials()  # the account was deleted, or its password changed, meanwhile
     return Token(access_token=create_access_token(user))
+
+
+async def upgrade_hash(db: AsyncSession, user: models.User, new_hash: str) -> bool:
+    """Replace the user's hash only if it is still the one just verified (compare-and-set): a
+    password changed during the login must not be reverted to the old one."""
+    result = await db.execute(
+        update(models.User)
+        .where(models.User.id == user.id, models.User.password_hash == user.password_hash)
+        .values(password_hash=new_hash)
+        .execution_options(synchronize_session=False)
+    )
+    await db.commit()
+    return result.rowcount == 1
 
 
 @router.get("/me", response_model=UserPrivate, responses=errors(401))
@@ -237,13 +263,13 @@ async def reset_password(data: ResetPassword, db: SessionDep):
 
 
 @router.get("/{user_id}", response_model=UserPublic, responses=errors(404))
-async def get_user(user: UserDep):
+async def get_user(user: PublicUserDep):
     """A user's public profile."""
     return user
 
 
 @router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
-async def list_user_posts(user: UserDep, db: SessionDep, skip: Skip = 0, limit: Limit = None):
+async def list_user_posts(user: PublicUserDep, db: ReadDep, skip: Skip = 0, limit: Limit = None):
     """A user's posts, newest first."""
     return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 import models
 import routers.users
 from conftest import TEST_DATABASE_URL, auth_header, bucket_keys, image_bytes
-from database import get_db
+from database import get_db, get_read_db
 from main import app
 from schemas import Detail
 
@@ -34,7 +34,12 @@ async def live(engine, s3):
         async with sessions() as session:
             yield session
 
+    async def own_connection():
+        async with live_engine.connect() as connection:
+            yield connection
+
     app.dependency_overrides[get_db] = own_session
+    app.dependency_overrides[get_read_db] = own_connection
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
         yield client, sessions
     app.dependency_overrides.clear()

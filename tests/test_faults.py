@@ -20,7 +20,7 @@ import routers.users
 import storage
 from config import settings
 from conftest import TEST_BUCKET, bucket_keys, create_test_user, free_port, upload_picture
-from database import Base, get_db, make_engine
+from database import Base, get_db, get_read_db, make_engine
 from embedded_postgres import start_embedded_postgres
 from main import app
 from schemas import Detail, Message
@@ -202,7 +202,8 @@ async def own_postgres(tmp_path):
     """An embedded PostgreSQL that this test may stop and start; the app's sessions use it."""
     data_dir = tmp_path / "pg"
     server, url = start_embedded_postgres(data_dir)
-    engine = make_engine(url)  # the app's own engine settings: pre-ping, timeouts
+    # The app's own engine settings (pre-ping, timeouts), for sessions and for reads.
+    engine, read_engine = make_engine(url), make_engine(url, autocommit=True)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -211,7 +212,12 @@ async def own_postgres(tmp_path):
         async with sessions() as session:
             yield session
 
+    async def override_get_read_db():
+        async with read_engine.connect() as connection:
+            yield connection
+
     app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_read_db] = override_get_read_db
     state = {"server": server}
 
     def stop():
@@ -225,6 +231,7 @@ async def own_postgres(tmp_path):
         yield client, stop, start
     app.dependency_overrides.clear()
     await engine.dispose()
+    await read_engine.dispose()
     state["server"].cleanup()
 
 

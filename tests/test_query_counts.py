@@ -1,12 +1,15 @@
-"""Every read runs a fixed number of SQL statements, whatever the page size (no N+1)."""
+"""Every read runs a fixed number of SQL statements, whatever the page size (no N+1), and the
+public reads run them without a transaction around them."""
 
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 
 import pytest
-from sqlalchemy import event
+from psycopg.pq import TransactionStatus
+from sqlalchemy import event, select
 
 import models
 from conftest import create_test_user
+from database import engine, get_db, get_read_db, read_engine
 
 pytestmark = pytest.mark.anyio
 
@@ -70,3 +73,22 @@ async def test_a_post_is_read_with_its_author_in_one_query(client, engine, autho
     page = (await client.get("/api/posts?limit=1")).json()
     post_id = page["posts"][0]["id"]
     assert await statements_for(client, engine, f"/api/posts/{post_id}") == 1
+
+
+async def test_public_reads_run_without_begin_or_rollback():
+    """The read connection is in autocommit mode: a read leaves no transaction to roll back."""
+    async with aclosing(get_read_db()) as connections:
+        connection = await anext(connections)
+        await connection.execute(select(models.Post.id).limit(1))
+        raw = await connection.get_raw_connection()
+        assert raw.driver_connection.info.transaction_status == TransactionStatus.IDLE
+    await read_engine.dispose()
+
+
+async def test_sessions_still_read_inside_a_transaction():
+    async with aclosing(get_db()) as sessions:
+        session = await anext(sessions)
+        await session.execute(select(models.Post.id).limit(1))
+        raw = await (await session.connection()).get_raw_connection()
+        assert raw.driver_connection.info.transaction_status == TransactionStatus.INTRANS
+    await engine.dispose()

@@ -140,25 +140,59 @@ async def test_login_replaces_a_hash_made_with_outdated_parameters(
     await login_user(client, user["email"])  # and the password still works
 
 
+async def log_in_while(client, db_session, monkeypatch, user: dict, statement):
+    """Log in as `user` while another request runs `statement`, between the moment the login
+    read the account and the end of its hash."""
+    verify = auth.verify_password
+
+    async def verify_then_run(password, hashed):
+        result = await verify(password, hashed)
+        connection = await db_session.connection()
+        await connection.execute(statement)
+        return result
+
+    monkeypatch.setattr("routers.users.verify_password", verify_then_run)
+    return await client.post(
+        "/api/users/token", data={"username": user["email"], "password": DEFAULT_PASSWORD}
+    )
+
+
 async def test_login_of_an_account_deleted_while_rehashing_is_refused(
     client, db_session, monkeypatch, user_with_outdated_hash
 ):
     user, _outdated = user_with_outdated_hash
-    verify = auth.verify_password
+    deleted = delete(models.User).where(models.User.id == user["id"])
+    response = await log_in_while(client, db_session, monkeypatch, user, deleted)
+    assert response.status_code == 401
+    assert response.json() == {"detail": Detail.BAD_CREDENTIALS}
 
-    async def verify_then_account_deleted(password, hashed):
-        result = await verify(password, hashed)
-        # Another request deletes the row; this session still holds the user it loaded.
-        connection = await db_session.connection()
-        await connection.execute(delete(models.User).where(models.User.id == user["id"]))
-        return result
 
-    monkeypatch.setattr("routers.users.verify_password", verify_then_account_deleted)
-    response = await client.post(
-        "/api/users/token", data={"username": user["email"], "password": DEFAULT_PASSWORD}
+async def test_login_never_reverts_a_password_changed_while_rehashing(
+    client, db_session, monkeypatch, user_with_outdated_hash
+):
+    user, _outdated = user_with_outdated_hash
+    changed_hash = auth.password_hash.hash("a brand new password")
+    changed = update(models.User).where(models.User.id == user["id"])
+    response = await log_in_while(
+        client, db_session, monkeypatch, user, changed.values(password_hash=changed_hash)
     )
     assert response.status_code == 401
     assert response.json() == {"detail": Detail.BAD_CREDENTIALS}
+    assert await stored_hash(db_session, user["id"]) == changed_hash
+
+
+async def test_login_holds_no_transaction_while_it_hashes(client, db_session, monkeypatch):
+    user = await create_test_user(client, "alice")
+    verify = auth.verify_password
+    in_transaction_during_hash = []
+
+    async def verify_and_record(password, hashed):
+        in_transaction_during_hash.append(db_session.in_transaction())
+        return await verify(password, hashed)
+
+    monkeypatch.setattr("routers.users.verify_password", verify_and_record)
+    await login_user(client, user["email"])
+    assert in_transaction_during_hash == [False]  # its connection is back in the pool
 
 
 async def test_login_keeps_a_hash_made_with_current_parameters(client, db_session):

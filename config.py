@@ -3,9 +3,9 @@
 import logging
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -22,8 +22,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Per pool; a worker has two (database.py). Overflow connections are closed when returned,
     # so a steady load above the pool size would open one PostgreSQL backend per request.
-    db_pool_size: int = 5
-    db_max_overflow: int = 0
+    db_pool_size: Annotated[int, Field(ge=1)] = 5
+    db_max_overflow: Annotated[int, Field(ge=0)] = 0
     # Unset: generated once and kept in `data_dir/secret_key` (development only).
     secret_key: SecretStr | None = None
     data_dir: Path = Path(".data")

@@ -1,11 +1,14 @@
-"""Engine, sessions, the declarative `Base` and the `get_db` dependency."""
+"""Engines, sessions, the declarative `Base` and the `get_db` / `get_read_db` dependencies."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import Depends
 from sqlalchemy import MetaData
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -45,6 +48,10 @@ DATABASE_URL = database_url()
 EMBEDDED = settings.database_url is None
 
 
+# How long a request waits for a free connection before it gets a 503.
+POOL_TIMEOUT_SECONDS = 10
+
+
 def make_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
     """The app's engine; `autocommit=True` gives the engine of the read-only routes.
 
@@ -59,7 +66,7 @@ def make_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,  # a connection dropped by a database restart is replaced, not used
-        pool_timeout=10,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         # A database that is down answers 503 within seconds instead of holding the request.
         connect_args={"connect_timeout": 5},
         **options,
@@ -77,9 +84,32 @@ async def get_db() -> AsyncIterator[AsyncSession]:
         yield session
 
 
+# SQLAlchemy's asyncio pool lets a request that just arrived take a connection handed back
+# ahead of the requests already waiting, and a waiter that loses that race goes to the back of
+# the queue: under load a few reads waited over a second (p99 1.2 s at a p50 of 3 ms in the
+# benchmark). Reads wait for their turn here instead, first come first served (anyio hands a
+# freed slot straight to the oldest waiter), so nobody ever waits inside the pool.
+_read_turns = anyio.CapacityLimiter(settings.db_pool_size + settings.db_max_overflow)
+
+
+@asynccontextmanager
+async def read_turn() -> AsyncIterator[None]:
+    """A slot for one read connection, in arrival order; a 503 after POOL_TIMEOUT_SECONDS."""
+    borrower = object()  # not the task: a dependency's exit may run in another one
+    try:
+        with anyio.fail_after(POOL_TIMEOUT_SECONDS):
+            await _read_turns.acquire_on_behalf_of(borrower)
+    except TimeoutError:
+        raise PoolTimeoutError("no read connection became free in time") from None
+    try:
+        yield
+    finally:
+        _read_turns.release_on_behalf_of(borrower)
+
+
 async def get_read_db() -> AsyncIterator[AsyncConnection]:
     """A Core connection in autocommit mode, for the public reads: the hottest paths."""
-    async with read_engine.connect() as connection:
+    async with read_turn(), read_engine.connect() as connection:
         yield connection
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 from io import BytesIO
 
+import anyio
 import httpx
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -16,6 +17,7 @@ from moto.server import ThreadedMotoServer
 from PIL import Image
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+import database
 import routers.users
 import storage
 from config import settings
@@ -282,3 +284,43 @@ async def test_database_restart_between_requests_is_invisible_to_clients(own_pos
 
     # The pooled connection died with the old server; the pre-ping notices and reconnects.
     assert (await client.get("/api/posts")).status_code == 200
+
+
+# --- Every read connection busy ----------------------------------------------------------------
+
+
+@pytest.fixture
+def one_read_slot(monkeypatch) -> anyio.CapacityLimiter:
+    """The reads' turns, cut down to one slot."""
+    slots = anyio.CapacityLimiter(1)
+    monkeypatch.setattr(database, "_read_turns", slots)
+    return slots
+
+
+async def test_reads_waiting_for_a_connection_are_served_in_arrival_order(one_read_slot):
+    served = []
+
+    async def read(name: str) -> None:
+        async with database.read_turn():
+            served.append(name)
+
+    busy = database.read_turn()
+    await busy.__aenter__()  # the only slot is taken
+    async with anyio.create_task_group() as tg:
+        for waiting, name in enumerate(["first", "second", "third"], start=1):
+            tg.start_soon(read, name)
+            await anyio.wait_all_tasks_blocked()
+            assert one_read_slot.statistics().tasks_waiting == waiting
+        await busy.__aexit__(None, None, None)
+        tg.start_soon(read, "latecomer")  # arrives as the slot is handed back: no cutting in
+    assert served == ["first", "second", "third", "latecomer"]
+
+
+async def test_no_read_connection_free_in_time_gives_503(client, monkeypatch, one_read_slot):
+    del app.dependency_overrides[get_read_db]  # the app's own: it waits for a turn
+    monkeypatch.setattr(database, "POOL_TIMEOUT_SECONDS", 0.05)
+    async with database.read_turn():  # the only slot stays taken
+        response = await client.get("/api/posts")
+        statistics = one_read_slot.statistics()
+    assert_database_unavailable(response)
+    assert (statistics.borrowed_tokens, statistics.tasks_waiting) == (1, 0)  # it left no trace

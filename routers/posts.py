@@ -75,14 +75,16 @@ POST_BY_ID = (
 
 
 def post_fields(row: Row) -> dict:
-    """A row of POST_COLUMNS as PostResponse's fields."""
+    """A row that starts with POST_COLUMNS, as PostResponse's fields. (Unpacked by position:
+    reading a Row's attributes by name costs a lookup each, eighty on a page.)"""
+    id_, title, content, user_id, date_posted, username, image_file = row[: len(POST_COLUMNS)]
     return {
-        "id": row.id,
-        "title": row.title,
-        "content": row.content,
-        "user_id": row.user_id,
-        "date_posted": row.date_posted,
-        "author": {"id": row.user_id, "username": row.username, "image_file": row.image_file},
+        "id": id_,
+        "title": title,
+        "content": content,
+        "user_id": user_id,
+        "date_posted": date_posted,
+        "author": {"id": user_id, "username": username, "image_file": image_file},
     }
 
 

@@ -204,7 +204,7 @@ async def own_postgres(tmp_path):
     """An embedded PostgreSQL that this test may stop and start; the app's sessions use it."""
     data_dir = tmp_path / "pg"
     server, url = start_embedded_postgres(data_dir)
-    # The app's own engine settings (pre-ping, timeouts), for sessions and for reads.
+    # The app's own engine settings (ping after idle, timeouts), for sessions and for reads.
     engine, read_engine = make_engine(url), make_engine(url, autocommit=True)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
@@ -275,14 +275,35 @@ async def test_database_down_gives_503_and_the_app_recovers_when_it_is_back(own_
     assert response.status_code == 200  # the data survived the restart
 
 
-async def test_database_restart_between_requests_is_invisible_to_clients(own_postgres):
+async def test_a_database_restart_while_the_pool_sits_idle_is_invisible_to_clients(
+    own_postgres, monkeypatch
+):
     client, stop, start = own_postgres
-    assert (await client.get("/api/posts")).status_code == 200  # leaves a pooled connection
+    # Each leaves a connection in its pool: reads, sessions.
+    assert (await client.get("/api/posts")).status_code == 200
+    assert (await client.get("/health/ready")).status_code == 200
+
+    stop()
+    start()
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0)  # it has sat idle long enough
+
+    # The pooled connection died with the old server; the ping on checkout notices, and the
+    # pool opens a new one.
+    assert (await client.get("/api/posts")).status_code == 200
+    assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_a_restart_moments_after_a_request_costs_one_503(own_postgres, monkeypatch):
+    client, stop, start = own_postgres
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600)  # never idle long enough
+    assert (await client.get("/api/posts")).status_code == 200
 
     stop()
     start()
 
-    # The pooled connection died with the old server; the pre-ping notices and reconnects.
+    # A connection used moments ago is not pinged: its next request finds it broken...
+    assert_database_unavailable(await client.get("/api/posts"))
+    # ...and SQLAlchemy then replaces it, with every connection as old.
     assert (await client.get("/api/posts")).status_code == 200
 
 

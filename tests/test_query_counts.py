@@ -10,6 +10,7 @@ from sqlalchemy import event, select
 import models
 from conftest import create_test_user
 from database import engine, get_db, get_read_db, read_engine
+from main import app
 
 pytestmark = pytest.mark.anyio
 
@@ -92,3 +93,21 @@ async def test_sessions_still_read_inside_a_transaction():
         raw = await (await session.connection()).get_raw_connection()
         assert raw.driver_connection.info.transaction_status == TransactionStatus.INTRANS
     await engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["/api/users/{id}/posts", "/users/{id}/posts"])
+async def test_a_read_takes_one_connection_however_many_of_its_parts_read(
+    client, db_session, authors, path
+):
+    """The user check and the page share the request's one read connection (and its one
+    turn): two per request could leave every request holding one and waiting for another."""
+    handed_out = []
+
+    async def counting_read_db():
+        handed_out.append(db_session.bind)
+        yield db_session.bind
+
+    app.dependency_overrides[get_read_db] = counting_read_db
+    response = await client.get(path.format(id=authors[0]["id"]))
+    assert response.status_code == 200
+    assert len(handed_out) == 1

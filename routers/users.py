@@ -59,6 +59,10 @@ UNIQUE_VIOLATIONS = {
 }
 
 
+def user_not_found() -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND)
+
+
 async def commit_user(db: AsyncSession) -> None:
     """Commit; a duplicate username or email becomes a 400 with the contract's message.
 
@@ -68,7 +72,7 @@ async def commit_user(db: AsyncSession) -> None:
         await db.commit()
     except StaleDataError:
         await db.rollback()
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND) from None
+        raise user_not_found() from None
     except IntegrityError as exc:
         await db.rollback()
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
@@ -80,13 +84,16 @@ async def commit_user(db: AsyncSession) -> None:
 
 
 async def get_user_or_404(user_id: ResourceId, db: SessionDep) -> models.User:
+    """A user as an ORM object, for the routes that change it."""
     user = await db.get(models.User, user_id)
     if user is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND)
+        raise user_not_found()
     return user
 
 
 UserDep = Annotated[models.User, Depends(get_user_or_404)]
+
+
 PUBLIC_USER_BY_ID = select(models.User.id, models.User.username, models.User.image_file).where(
     models.User.id == bindparam("user_id")
 )
@@ -96,7 +103,7 @@ async def read_user_or_404(user_id: ResourceId, db: ReadDep) -> UserPublic:
     """A user's public profile, for reading: one query on the read connection."""
     row = (await db.execute(PUBLIC_USER_BY_ID, {"user_id": user_id})).first()
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND)
+        raise user_not_found()
     return UserPublic.model_validate(row)
 
 
@@ -346,7 +353,7 @@ async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, 
     except Exception as exc:
         await delete_picture_quietly(new_file)  # the row did not change: drop the new object
         if isinstance(exc, StaleDataError):  # the account was deleted meanwhile
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.USER_NOT_FOUND) from None
+            raise user_not_found() from None
         raise
     if old_file:  # only now that the row points at the new picture
         await delete_picture_quietly(old_file)

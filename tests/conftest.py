@@ -61,7 +61,12 @@ import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from PIL import Image  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine  # noqa: E402
+from sqlalchemy.ext.asyncio import (  # noqa: E402
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 import models  # noqa: E402, F401
@@ -156,6 +161,24 @@ async def client(db_session, aws):
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
         yield c
     app.dependency_overrides.clear()
+
+
+def serve_app_from(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessionmaker:
+    """Give the app real, separate sessions and read connections on these engines, instead of
+    the test's one connection (for races and database restarts); returns the sessionmaker."""
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def own_session():
+        async with sessions() as session:
+            yield session
+
+    async def own_read_connection():
+        async with read_engine.connect() as connection:
+            yield connection
+
+    app.dependency_overrides[get_db] = own_session
+    app.dependency_overrides[get_read_db] = own_read_connection
+    return sessions
 
 
 # --- Helpers: keep each test to its point ----------------------------------------------------

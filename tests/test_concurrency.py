@@ -9,12 +9,11 @@ import anyio
 import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 import models
 import routers.users
-from conftest import TEST_DATABASE_URL, auth_header, bucket_keys, image_bytes
-from database import get_db, get_read_db
+from conftest import TEST_DATABASE_URL, auth_header, bucket_keys, image_bytes, serve_app_from
 from main import app
 from schemas import Detail
 
@@ -28,18 +27,7 @@ PASSWORD = "race password 1"
 async def live(engine, s3):
     """An HTTP client on the app with real, separate sessions per request."""
     live_engine = create_async_engine(TEST_DATABASE_URL, pool_size=20, max_overflow=10)
-    sessions = async_sessionmaker(live_engine, expire_on_commit=False)
-
-    async def own_session():
-        async with sessions() as session:
-            yield session
-
-    async def own_connection():
-        async with live_engine.connect() as connection:
-            yield connection
-
-    app.dependency_overrides[get_db] = own_session
-    app.dependency_overrides[get_read_db] = own_connection
+    sessions = serve_app_from(live_engine, live_engine)
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
         yield client, sessions
     app.dependency_overrides.clear()

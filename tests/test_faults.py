@@ -15,14 +15,20 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from httpx import ASGITransport, AsyncClient
 from moto.server import ThreadedMotoServer
 from PIL import Image
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 import database
 import routers.users
 import storage
 from config import settings
-from conftest import TEST_BUCKET, bucket_keys, create_test_user, free_port, upload_picture
-from database import Base, get_db, get_read_db, make_engine
+from conftest import (
+    TEST_BUCKET,
+    bucket_keys,
+    create_test_user,
+    free_port,
+    serve_app_from,
+    upload_picture,
+)
+from database import Base, get_read_db, make_engine
 from embedded_postgres import start_embedded_postgres
 from main import app
 from schemas import Detail, Message
@@ -208,18 +214,7 @@ async def own_postgres(tmp_path):
     engine, read_engine = make_engine(url), make_engine(url, autocommit=True)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    async def override_get_db():
-        async with sessions() as session:
-            yield session
-
-    async def override_get_read_db():
-        async with read_engine.connect() as connection:
-            yield connection
-
-    app.dependency_overrides[get_db] = override_get_db
-    app.dependency_overrides[get_read_db] = override_get_read_db
+    serve_app_from(engine, read_engine)
     state = {"server": server}
 
     def stop():

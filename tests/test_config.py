@@ -51,6 +51,12 @@ def test_production_refuses_the_embedded_database(tmp_path, monkeypatch):
         Settings(_env_file=None, environment="production", secret_key="k" * 48)
 
 
+@pytest.mark.parametrize(("setting", "value"), [("db_pool_size", 0), ("db_max_overflow", -1)])
+def test_a_pool_without_connections_is_refused(tmp_path, setting, value):
+    with pytest.raises(ValidationError, match=setting):
+        Settings(_env_file=None, data_dir=tmp_path, **{setting: value})
+
+
 def test_env_example_lists_every_setting():
     listed = {
         line.split("=", 1)[0].lstrip("# ").strip()

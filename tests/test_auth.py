@@ -6,8 +6,8 @@ import jwt
 import pytest
 
 from config import settings
-from conftest import DEFAULT_PASSWORD, auth_header, create_test_user, login_user
 from schemas import Detail
+from tests.conftest import DEFAULT_PASSWORD, auth_header, create_test_user, login_user
 
 pytestmark = pytest.mark.anyio
 

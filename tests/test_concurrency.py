@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import models
 import routers.users
-from conftest import TEST_DATABASE_URL, auth_header, bucket_keys, image_bytes, serve_app_from
 from main import app
 from schemas import Detail
+from tests.conftest import TEST_DATABASE_URL, auth_header, bucket_keys, image_bytes, serve_app_from
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ from aiosmtpd.controller import Controller
 
 import email_utils
 from config import settings
-from conftest import free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -20,7 +20,11 @@ import database
 import routers.users
 import storage
 from config import settings
-from conftest import (
+from database import Base, get_read_db, make_engine
+from embedded_postgres import start_embedded_postgres
+from main import app
+from schemas import Detail, Message
+from tests.conftest import (
     TEST_BUCKET,
     bucket_keys,
     create_test_user,
@@ -28,10 +32,6 @@ from conftest import (
     serve_app_from,
     upload_picture,
 )
-from database import Base, get_read_db, make_engine
-from embedded_postgres import start_embedded_postgres
-from main import app
-from schemas import Detail, Message
 
 pytestmark = pytest.mark.anyio
 

@@ -6,11 +6,11 @@ import pytest
 from starlette.requests import Request
 
 from body_limit import BodyLimitMiddleware
-from conftest import create_test_post
 from errors import UNSTORABLE_TEXT, on_unstorable_text
 from main import app
 from schemas import Detail
 from security_headers import SecurityHeadersMiddleware
+from tests.conftest import create_test_post
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, make_url, text
 
 import models  # noqa: F401  (registers the tables)
-from conftest import TEST_DATABASE_URL
 from database import Base
+from tests.conftest import TEST_DATABASE_URL
 
 ROOT = Path(__file__).parent.parent
 

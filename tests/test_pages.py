@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from conftest import auth_header, create_test_post, create_test_user, login_user
 from routers.pages import NOTICES
+from tests.conftest import auth_header, create_test_post, create_test_user, login_user
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 import models
-from conftest import DEFAULT_PASSWORD, create_test_user, login_user
 from schemas import Detail, Message
+from tests.conftest import DEFAULT_PASSWORD, create_test_user, login_user
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,8 @@ from PIL import Image
 
 import storage
 from config import settings
-from conftest import TEST_BUCKET, bucket_keys, image_bytes, upload_picture
 from schemas import Detail
+from tests.conftest import TEST_BUCKET, bucket_keys, image_bytes, upload_picture
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import select
 
 import models
-from conftest import create_test_post
 from schemas import Detail
+from tests.conftest import create_test_post
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,9 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import event, select
 
 import models
-from conftest import create_test_user
 from database import engine, get_db, get_read_db, read_engine
 from main import app
+from tests.conftest import create_test_user
 
 pytestmark = pytest.mark.anyio
 

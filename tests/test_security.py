@@ -12,9 +12,9 @@ from sqlalchemy import delete, select, update
 import auth
 import models
 from config import settings
-from conftest import DEFAULT_PASSWORD, auth_header, create_test_user, login_user
 from schemas import Detail, Message
 from security_headers import content_security_policy
+from tests.conftest import DEFAULT_PASSWORD, auth_header, create_test_user, login_user
 
 pytestmark = pytest.mark.anyio
 

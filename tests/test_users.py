@@ -4,7 +4,8 @@ import pytest
 from sqlalchemy import func, select
 
 import models
-from conftest import (
+from schemas import Detail
+from tests.conftest import (
     DEFAULT_PASSWORD,
     auth_header,
     create_test_post,
@@ -12,7 +13,6 @@ from conftest import (
     create_user_and_login,
     login_user,
 )
-from schemas import Detail
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.helpers import PASSWORD, TEST_IMAGE, create_post, create_user, log_in, shot
+from tests.e2e.helpers import PASSWORD, TEST_IMAGE, create_post, create_user, log_in, shot
 
 pytestmark = pytest.mark.e2e
 

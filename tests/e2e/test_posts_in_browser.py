@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.helpers import PASSWORD, create_post, create_user, log_in, path_of, shot, unique
+from tests.e2e.helpers import PASSWORD, create_post, create_user, log_in, path_of, shot, unique
 
 pytestmark = pytest.mark.e2e
 

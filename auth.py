@@ -13,10 +13,11 @@ from fastapi import Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import bindparam, select
 
 import models
 from config import settings
-from database import SessionDep
+from database import ReadDep, SessionDep
 from schemas import Detail
 
 ALGORITHM = "HS256"
@@ -105,3 +106,40 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[models.User, Depends(get_current_user)]
+
+
+def decode_token(token: str) -> tuple[int, int] | None:
+    """(user id, token version) of a valid, unexpired token; None for anything else."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub"]},
+        )
+        user_id, version = int(claims["sub"]), int(claims.get("ver", 0))
+    except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError):
+        return None
+    return (user_id, version) if -(2**31) <= user_id < 2**31 else None
+
+
+TOKEN_VERSION = select(models.User.token_version).where(models.User.id == bindparam("user_id"))
+
+
+async def get_viewer_id(
+    token: Annotated[str | None, Depends(oauth2_scheme)], db: ReadDep
+) -> int | None:
+    """Who is reading a public route: the user of a valid token, else None (anonymous).
+
+    A bad or stale token reads as anonymous rather than a 401: the public stays public. It
+    only decides whether the reader's own drafts are visible (posts.visible_to).
+    """
+    decoded = decode_token(token) if token else None
+    if decoded is None:
+        return None
+    user_id, version = decoded
+    current = await db.scalar(TOKEN_VERSION, {"user_id": user_id})
+    return user_id if current is not None and current == version else None
+
+
+ViewerId = Annotated[int | None, Depends(get_viewer_id)]

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"
     rate_limit_register: str = "5/minute"
     rate_limit_password_reset: str = "5/minute"
+    rate_limit_comment: str = "10/minute"
     cors_origins: list[str] = []
 
     # Unset: argon2 parameters recommended by pwdlib. Tests use cheap ones.

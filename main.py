@@ -13,7 +13,7 @@ import errors
 from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
-from routers import health, pages, posts, users
+from routers import comments, health, pages, posts, tags, users
 from security_headers import SecurityHeadersMiddleware
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -49,6 +49,8 @@ errors.install(app)
 
 app.include_router(users.router)
 app.include_router(posts.router)
+app.include_router(comments.router)
+app.include_router(tags.router)
 app.include_router(health.router)
 app.include_router(pages.router)
 

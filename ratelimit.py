@@ -73,4 +73,5 @@ class RateLimit:
 login_limit = RateLimit("login", settings.rate_limit_login)
 register_limit = RateLimit("register", settings.rate_limit_register)
 password_reset_limit = RateLimit("password-reset", settings.rate_limit_password_reset)
-ALL_LIMITS = (login_limit, register_limit, password_reset_limit)
+comment_limit = RateLimit("comment", settings.rate_limit_comment)
+ALL_LIMITS = (login_limit, register_limit, password_reset_limit, comment_limit)

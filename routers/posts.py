@@ -1,25 +1,44 @@
 """JSON API for posts."""
 
+from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from sqlalchemy import Row, Select, bindparam, func, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Row,
+    Select,
+    String,
+    bindparam,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.concurrency import run_in_threadpool
 
 import models
-from auth import CurrentUser
+from auth import CurrentUser, ViewerId
 from config import settings
+from content import render_post
 from database import ReadDep, SessionDep
 from schemas import (
     Detail,
     Limit,
     PaginatedPosts,
     PostCreate,
+    PostPreview,
+    PostReplace,
     PostResponse,
     PostUpdate,
+    PreviewResponse,
     ResourceId,
     Skip,
+    TagFilter,
     errors,
 )
 
@@ -29,6 +48,33 @@ router = APIRouter(prefix="/api/posts", tags=["posts"], responses=errors(503))
 NEWEST_FIRST = (models.Post.date_posted.desc(), models.Post.id.desc())
 
 
+def visible_to(viewer_id: int | BindParameter | None) -> ColumnElement[bool]:
+    """The one rule of who sees a post: published posts, and drafts by their own author.
+
+    Every read goes through it: a post, its page and its comments as the viewer sees them;
+    the public lists and counts as nobody in particular (`None`: published posts only, which
+    the partial indexes serve); the author's own list as its author.
+    """
+    if viewer_id is None:
+        return models.Post.published
+    return or_(models.Post.published, models.Post.user_id == viewer_id)
+
+
+def can_see(post: models.Post, viewer_id: int | None) -> bool:
+    """`visible_to` for a post already loaded."""
+    return post.published or post.user_id == viewer_id
+
+
+VISIBLE_TO_VIEWER = visible_to(bindparam("viewer_id"))
+
+# The number of comments of each post of a page: one index-only count per post, inside the
+# page's one statement (ix_comments_post_id_date_posted_id), so never an N+1.
+COMMENT_COUNT = (
+    select(func.count())
+    .where(models.Comment.post_id == models.Post.id)
+    .correlate(models.Post)
+    .scalar_subquery()
+)
 AUTHOR_COLUMNS = (models.User.username, models.User.image_file)
 POST_COLUMNS = (
     models.Post.id,
@@ -37,47 +83,71 @@ POST_COLUMNS = (
     models.Post.user_id,
     models.Post.date_posted,
     *AUTHOR_COLUMNS,
+    models.Post.content_html,
+    models.Post.excerpt,
+    models.Post.reading_time_minutes,
+    models.Post.tags,
+    models.Post.published,
+    COMMENT_COUNT.label("comment_count"),
+    models.Post.updated_at,
 )
 
 
-def _page_statement(*, by_user: bool) -> Select:
+@cache
+def page_statement(*, by_user: bool, by_tag: bool, as_viewer: bool) -> tuple[Select, Select]:
     """One page of posts with their authors and the total, in one round trip.
 
     The page's ids are picked from the (date_posted, id) index alone, so a deep page skips index
     entries, not joined rows; only those posts are then read and joined to their authors. The
-    total is an uncorrelated subquery, computed once. Built once, with bound parameters, so each
-    request skips statement construction and goes straight to SQLAlchemy's compiled cache.
+    total is an uncorrelated subquery, computed once. Built once per kind of list, with bound
+    parameters, so each request skips statement construction and goes straight to
+    SQLAlchemy's compiled cache. Public lists show what everyone sees; `as_viewer` lists
+    what the `viewer_id` parameter sees (a user's own list, drafts included).
     """
     Post, User = models.Post, models.User
-    page_ids = select(Post.id).order_by(*NEWEST_FIRST)
-    total = select(func.count()).select_from(Post)
+    conditions = [VISIBLE_TO_VIEWER if as_viewer else visible_to(None)]
     if by_user:
-        page_ids = page_ids.where(Post.user_id == bindparam("user_id"))
-        total = total.where(Post.user_id == bindparam("user_id"))
+        conditions.append(Post.user_id == bindparam("user_id"))
+    if by_tag:
+        conditions.append(Post.tags.contains(array([bindparam("tag", type_=String)])))
+    page_ids = select(Post.id).where(*conditions).order_by(*NEWEST_FIRST)
+    total = select(func.count()).select_from(Post).where(*conditions)
     page_ids = page_ids.offset(bindparam("skip")).limit(bindparam("limit")).subquery()
-    return (
+    page = (
         select(*POST_COLUMNS, total.scalar_subquery().label("total"))
         .join(page_ids, Post.id == page_ids.c.id)
         .join(User, User.id == Post.user_id)
         .order_by(*NEWEST_FIRST)
     )
+    return page, total
 
 
-ALL_POSTS_PAGE = _page_statement(by_user=False)
-USER_POSTS_PAGE = _page_statement(by_user=True)
-COUNT_ALL = select(func.count()).select_from(models.Post)
-COUNT_BY_USER = COUNT_ALL.where(models.Post.user_id == bindparam("user_id"))
 POST_BY_ID = (
     select(*POST_COLUMNS)
     .join(models.User, models.User.id == models.Post.user_id)
-    .where(models.Post.id == bindparam("post_id"))
+    .where(models.Post.id == bindparam("post_id"), VISIBLE_TO_VIEWER)
 )
 
 
 def post_fields(row: Row) -> dict:
     """A row that starts with POST_COLUMNS, as PostResponse's fields. (Unpacked by position:
     reading a Row's attributes by name costs a lookup each, eighty on a page.)"""
-    id_, title, content, user_id, date_posted, username, image_file = row[: len(POST_COLUMNS)]
+    (
+        id_,
+        title,
+        content,
+        user_id,
+        date_posted,
+        username,
+        image_file,
+        content_html,
+        excerpt,
+        reading_time_minutes,
+        tags,
+        published,
+        comment_count,
+        updated_at,
+    ) = row[: len(POST_COLUMNS)]
     return {
         "id": id_,
         "title": title,
@@ -85,25 +155,41 @@ def post_fields(row: Row) -> dict:
         "user_id": user_id,
         "date_posted": date_posted,
         "author": {"id": user_id, "username": username, "image_file": image_file},
+        "content_html": content_html,
+        "excerpt": excerpt,
+        "reading_time_minutes": reading_time_minutes,
+        "tags": tags,
+        "published": published,
+        "comment_count": comment_count,
+        "updated_at": updated_at,
     }
 
 
 async def fetch_posts_page(
-    db: AsyncConnection, *, skip: int, limit: int | None, user_id: int | None = None
+    db: AsyncConnection | AsyncSession,
+    *,
+    skip: int,
+    limit: int | None,
+    user_id: int | None = None,
+    tag: str | None = None,
+    viewer_id: int | None = None,
 ) -> PaginatedPosts:
     """One page of posts, newest first, with their authors: one query (two past the last page).
 
+    Published posts only; with `viewer_id`, what that user sees (their own list, drafts too).
     The hottest read of the app, so it reads plain rows rather than ORM objects, and validates
     the whole page once.
     """
     limit = limit or settings.posts_per_page
-    params = {"skip": skip, "limit": limit, "user_id": user_id}
-    page = USER_POSTS_PAGE if user_id is not None else ALL_POSTS_PAGE
+    params = {"skip": skip, "limit": limit, "user_id": user_id, "tag": tag, "viewer_id": viewer_id}
+    page, count = page_statement(
+        by_user=user_id is not None, by_tag=tag is not None, as_viewer=viewer_id is not None
+    )
     rows = (await db.execute(page, params)).all()
     if rows:
         total = rows[0].total
     else:  # past the last page: no row to carry the total
-        total = await db.scalar(COUNT_BY_USER if user_id is not None else COUNT_ALL, params)
+        total = await db.scalar(count, params)
     posts = [post_fields(row) for row in rows]
     return PaginatedPosts.model_validate(
         {
@@ -116,16 +202,25 @@ async def fetch_posts_page(
     )
 
 
+async def read_post(
+    db: AsyncConnection | AsyncSession, post_id: int, viewer_id: int | None
+) -> PostResponse | None:
+    """A post with its author and comment count, if `viewer_id` may see it: one query."""
+    row = (await db.execute(POST_BY_ID, {"post_id": post_id, "viewer_id": viewer_id})).first()
+    return None if row is None else PostResponse.model_validate(post_fields(row))
+
+
 def post_not_found() -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=Detail.POST_NOT_FOUND)
 
 
-async def read_post_or_404(post_id: ResourceId, db: ReadDep) -> PostResponse:
-    """A post with its author, for reading: one query on the read connection."""
-    row = (await db.execute(POST_BY_ID, {"post_id": post_id})).first()
-    if row is None:
+async def read_post_or_404(post_id: ResourceId, db: ReadDep, viewer_id: ViewerId) -> PostResponse:
+    """A post with its author, as the viewer may see it: one query on the read connection
+    (two with a token: the token is checked first)."""
+    post = await read_post(db, post_id, viewer_id)
+    if post is None:
         raise post_not_found()
-    return PostResponse.model_validate(post_fields(row))
+    return post
 
 
 async def get_post_or_404(post_id: ResourceId, db: SessionDep) -> models.Post:
@@ -141,14 +236,46 @@ PostReadDep = Annotated[PostResponse, Depends(read_post_or_404)]
 
 
 def ensure_author(post: models.Post, user: models.User, detail: str) -> None:
+    """The author may go on; whoever cannot even see the post (a draft) gets a 404."""
     if post.user_id != user.id:
+        if not can_see(post, user.id):
+            raise post_not_found()
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
 
 
+def response_for(post: models.Post, comment_count: int) -> PostResponse:
+    """A post just written, in the shape every read returns."""
+    fields = {name: getattr(post, name) for name in WRITTEN_FIELDS}
+    return PostResponse.model_validate(
+        {**fields, "author": post.author, "comment_count": comment_count}
+    )
+
+
+WRITTEN_FIELDS = (
+    "id",
+    "title",
+    "content",
+    "user_id",
+    "date_posted",
+    "content_html",
+    "excerpt",
+    "reading_time_minutes",
+    "tags",
+    "published",
+    "updated_at",
+)
+
+
+async def rendered(content: str) -> dict:
+    """content.py's columns for `content`, rendered in a worker thread: a long post takes
+    milliseconds of CPU that the event loop must not wait for."""
+    return await run_in_threadpool(render_post, content)
+
+
 @router.get("", response_model=PaginatedPosts)
-async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None):
-    """List posts, newest first."""
-    return await fetch_posts_page(db, skip=skip, limit=limit)
+async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None, tag: TagFilter = None):
+    """List published posts, newest first; `tag` keeps those with that tag."""
+    return await fetch_posts_page(db, skip=skip, limit=limit, tag=tag)
 
 
 @router.post(
@@ -158,39 +285,60 @@ async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None):
     responses=errors(400, 401, 413),
 )
 async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep):
-    """Write a post as the current user."""
-    post = models.Post(**data.model_dump(), author=user)
+    """Write a post in Markdown as the current user; `published: false` keeps it a draft."""
+    post = models.Post(**data.model_dump(), **await rendered(data.content), author=user)
+    if not data.published:
+        post.first_published_at = None
     db.add(post)
     await db.commit()
-    return post
+    return response_for(post, comment_count=0)
+
+
+@router.post("/preview", response_model=PreviewResponse, responses=errors(400, 401, 413))
+async def preview_post(data: PostPreview, user: CurrentUser):
+    """Render Markdown as a post would show it, without storing anything."""
+    return {"content_html": (await rendered(data.content))["content_html"]}
 
 
 @router.get("/{post_id}", response_model=PostResponse, responses=errors(404))
 async def get_post(post: PostReadDep):
-    """Read one post."""
+    """Read one post (a draft: its author only)."""
     return post
 
 
 @router.put("/{post_id}", response_model=PostResponse, responses=errors(400, 401, 403, 404, 413))
-async def replace_post(data: PostCreate, post: PostDep, user: CurrentUser, db: SessionDep):
-    """Replace a post's title and content (author only)."""
-    return await update_post_fields(db, post, user, data.model_dump())
+async def replace_post(data: PostReplace, post: PostDep, user: CurrentUser, db: SessionDep):
+    """Replace a post's title and content; tags and published when given (author only)."""
+    return await update_post_fields(db, post, user, data.model_dump(exclude_unset=True))
 
 
 @router.patch("/{post_id}", response_model=PostResponse, responses=errors(400, 401, 403, 404, 413))
 async def update_post(data: PostUpdate, post: PostDep, user: CurrentUser, db: SessionDep):
-    """Change a post's title and/or content (author only)."""
+    """Change any of a post's title, content, tags and published (author only)."""
     return await update_post_fields(db, post, user, data.model_dump(exclude_unset=True))
 
 
 async def update_post_fields(
     db: AsyncSession, post: models.Post, user: models.User, fields: dict
-) -> models.Post:
+) -> PostResponse:
     ensure_author(post, user, Detail.UPDATE_POST_FORBIDDEN)
-    for name, value in fields.items():
+    changed = {name: value for name, value in fields.items() if getattr(post, name) != value}
+    if "content" in changed:
+        changed.update(await rendered(changed["content"]))
+    if changed:
+        now = datetime.now(UTC)
+        if changed.get("published") and post.first_published_at is None:
+            # A draft's date is its creation until it is first published; then that moment.
+            changed |= {"date_posted": now, "first_published_at": now}
+        changed["updated_at"] = now
+    for name, value in changed.items():
         setattr(post, name, value)
     await commit_unless_gone(db)
-    return post
+    count = await db.scalar(COMMENTS_OF_POST, {"post_id": post.id})
+    return response_for(post, comment_count=count)
+
+
+COMMENTS_OF_POST = select(func.count()).where(models.Comment.post_id == bindparam("post_id"))
 
 
 @router.delete(

@@ -11,6 +11,7 @@ from fastapi import (
     BackgroundTasks,
     Depends,
     HTTPException,
+    Response,
     UploadFile,
     status,
 )
@@ -201,6 +202,16 @@ async def upgrade_hash(db: AsyncSession, user: models.User, new_hash: str) -> bo
 async def read_me(user: CurrentUser):
     """The logged-in user, with email."""
     return user
+
+
+@router.get("/me/posts", response_model=PaginatedPosts, responses=errors(401))
+async def list_my_posts(
+    user: CurrentUser, response: Response, db: SessionDep, skip: Skip = 0, limit: Limit = None
+):
+    """Your own posts, drafts included, newest first."""
+    # Your own data: on the session (the primary) that just loaded you, never cached.
+    response.headers["Cache-Control"] = "private, no-store"
+    return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id, viewer_id=user.id)
 
 
 @router.patch("/me/password", response_model=MessageResponse, responses=errors(400, 401, 404, 413))

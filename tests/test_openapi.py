@@ -11,6 +11,7 @@ RATE_LIMITED = {
     ("post", "/api/users/token"),
     ("post", "/api/users/forgot-password"),
     ("post", "/api/users/reset-password"),
+    ("post", "/api/posts/{post_id}/comments"),
 }
 
 

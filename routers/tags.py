@@ -1,0 +1,30 @@
+"""JSON API for tags."""
+
+from fastapi import APIRouter
+from sqlalchemy import func, select
+
+import models
+from database import ReadDep
+from routers.posts import visible_to
+from schemas import TagCount, errors
+
+router = APIRouter(prefix="/api/tags", tags=["tags"], responses=errors(503))
+
+MAX_TAGS_LISTED = 100
+
+_tag = func.unnest(models.Post.tags).column_valued("name")
+_count = func.count().label("count")
+TAG_COUNTS = (
+    select(_tag.label("name"), _count)
+    .where(visible_to(None))
+    .group_by(_tag)
+    .order_by(_count.desc(), _tag)
+    .limit(MAX_TAGS_LISTED)
+)
+
+
+@router.get("", response_model=list[TagCount])
+async def list_tags(db: ReadDep):
+    """The tags of published posts with how many use each: most used first, then by name."""
+    rows = (await db.execute(TAG_COUNTS)).all()
+    return [{"name": name, "count": count} for name, count in rows]

@@ -1,6 +1,6 @@
 """Tables: users, posts, comments and password-reset tokens."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -21,6 +21,10 @@ def _rendered(column: str):
         return render_post(context.get_current_parameters()["content"])[column]
 
     return default
+
+
+def _now_if_published(context: DefaultExecutionContext) -> datetime | None:
+    return datetime.now(UTC) if context.get_current_parameters()["published"] else None
 
 
 class User(Base):
@@ -73,7 +77,7 @@ class Post(Base):
     published: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     # Set once, when the post is first published: publishing again never moves `date_posted`.
     first_published_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
+        DateTime(timezone=True), default=_now_if_published
     )
     # The last edit (or `date_posted`): what feeds and the sitemap call "updated".
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

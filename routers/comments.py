@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 import models
@@ -140,11 +141,8 @@ async def get_comment_or_404(
     comment_id: ResourceId, db: SessionDep, user: CurrentUser
 ) -> models.Comment:
     """A comment the current user can see (its post is visible to them), with its post."""
-    comment = await db.get(Comment, comment_id)
-    if comment is None:
-        raise comment_not_found()
-    post = await db.get(models.Post, comment.post_id)
-    if post is None or not can_see(post, user.id):
+    comment = await db.get(Comment, comment_id, options=[joinedload(Comment.post)])
+    if comment is None or not can_see(comment.post, user.id):
         raise comment_not_found()
     return comment
 

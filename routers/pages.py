@@ -8,14 +8,15 @@ writing, editing and the account page.
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from database import ReadDep
+from routers.comments import fetch_comments_page
 from routers.posts import PostReadDep, fetch_posts_page
 from routers.users import PublicUserDep
-from schemas import Skip
+from schemas import COMMENTS_PER_PAGE, Skip, normalize_tag
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -28,6 +29,7 @@ NOTICES = {
     "logged-out": "You are logged out.",
     "post-deleted": "The post has been deleted.",
     "account-deleted": "Your account has been deleted.",
+    "draft-saved": "Your draft is saved. Only you can see it, here on your account page.",
 }
 
 
@@ -61,9 +63,30 @@ async def home_page(request: Request, db: ReadDep, skip: Skip = 0):
 
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
-async def post_page(request: Request, post: PostReadDep):
-    """One post; its author also gets edit and delete."""
-    return render(request, "post.html", {"post": post})
+async def post_page(request: Request, post: PostReadDep, db: ReadDep, comments_skip: Skip = 0):
+    """One post with a page of its comments; its author also gets edit and delete."""
+    comments = await fetch_comments_page(db, post.id, skip=comments_skip, limit=COMMENTS_PER_PAGE)
+    return render(request, "post.html", {"post": post, "comments": comments})
+
+
+@router.get("/tags/{name}", response_class=HTMLResponse)
+async def tag_page(request: Request, name: str, db: ReadDep, skip: Skip = 0):
+    """The published posts with a tag, newest first."""
+    try:
+        tag = normalize_tag(name)
+    except ValueError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Tag not found") from None
+    page = await fetch_posts_page(db, skip=skip, limit=None, tag=tag)
+    return render(
+        request,
+        "tag_posts.html",
+        {
+            "tag": tag,
+            "page": page,
+            "posts_api": f"/api/posts?tag={tag}",
+            "list_url": f"/tags/{tag}",
+        },
+    )
 
 
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)

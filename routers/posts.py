@@ -287,8 +287,6 @@ async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None, tag: TagF
 async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep):
     """Write a post in Markdown as the current user; `published: false` keeps it a draft."""
     post = models.Post(**data.model_dump(), **await rendered(data.content), author=user)
-    if not data.published:
-        post.first_published_at = None
     db.add(post)
     await db.commit()
     return response_for(post, comment_count=0)

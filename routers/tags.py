@@ -12,13 +12,12 @@ router = APIRouter(prefix="/api/tags", tags=["tags"], responses=errors(503))
 
 MAX_TAGS_LISTED = 100
 
-_tag = func.unnest(models.Post.tags).column_valued("name")
+_tags = select(func.unnest(models.Post.tags).label("name")).where(visible_to(None)).subquery()
 _count = func.count().label("count")
 TAG_COUNTS = (
-    select(_tag.label("name"), _count)
-    .where(visible_to(None))
-    .group_by(_tag)
-    .order_by(_count.desc(), _tag)
+    select(_tags.c.name, _count)
+    .group_by(_tags.c.name)
+    .order_by(_count.desc(), _tags.c.name)
     .limit(MAX_TAGS_LISTED)
 )
 

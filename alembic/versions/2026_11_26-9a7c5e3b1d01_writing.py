@@ -81,16 +81,18 @@ def upgrade() -> None:
         "posts",
         sa.Column("published", sa.Boolean(), server_default=sa.text("true"), nullable=False),
     )
-    for column in ("first_published_at", "updated_at"):
-        op.add_column(
-            "posts",
-            sa.Column(
-                column,
-                sa.DateTime(timezone=True),
-                server_default=sa.text("now()"),
-                nullable=column == "first_published_at",
-            ),
-        )
+    op.add_column(
+        "posts", sa.Column("first_published_at", sa.DateTime(timezone=True), nullable=True)
+    )
+    op.add_column(
+        "posts",
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+    )
     op.execute("UPDATE posts SET first_published_at = date_posted, updated_at = date_posted")
 
     # The public lists read published posts only: the index leaves drafts out.

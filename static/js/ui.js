@@ -43,11 +43,13 @@ export function showSuccess(form, message) {
 export function onSubmit(form, action) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    // Read first: a disabled button (the one pressed included) leaves the form data.
+    const values = formValues(form, event.submitter ?? null);
     const buttons = [...form.querySelectorAll('button[type="submit"]')];
     for (const button of buttons) button.disabled = true;
     clearMessages(form);
     try {
-      await action(formValues(form, event.submitter ?? null));
+      await action(values);
     } catch (error) {
       showError(form, error);
     } finally {

@@ -1,29 +1,13 @@
 """The interactive docs in Chromium with every request off this machine refused, as offline."""
 
 import json
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
-from tests.e2e.helpers import create_user, shot, unique
+from tests.e2e.helpers import create_user, offline, shot, unique
 
 pytestmark = pytest.mark.e2e
-
-
-def offline(page: Page) -> list[str]:
-    """Abort every request that would leave 127.0.0.1 (workers' too); the list names them."""
-    left = []
-
-    def only_loopback(route: Route) -> None:
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            left.append(route.request.url)
-            route.abort()
-
-    page.context.route("**/*", only_loopback)
-    return left
 
 
 def test_swagger_ui_authorizes_with_the_password_form_and_creates_a_post(page: Page, api):

@@ -58,11 +58,8 @@ async def test_every_route_sends_a_content_security_policy(client):
     requests = requests_for_every_route()
     paths = {path for _, path in requests}
     assert {"/docs", "/redoc", "/openapi.json", "/api/posts", "/login", "/health"} <= paths
-    assert {
-        "/static/favicon.svg",
-        "/docs/assets/no-such-file.txt",
-        "/media/no-such-file.txt",
-    } <= paths
+    mounts = {path.removesuffix("/no-such-file.txt") for path in paths if "no-such" in path}
+    assert mounts == {"/docs/assets", "/static", "/media"}
 
     without = []
     for method, path in requests:

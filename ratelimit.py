@@ -18,6 +18,7 @@ When the storage cannot be reached the request is served (fail open: a Redis out
 take logins down) and a warning is logged at most once a minute.
 """
 
+import hashlib
 import ipaddress
 import logging
 import math
@@ -76,7 +77,9 @@ def client_key(request: Request) -> str:
 
 
 def account_key(email: str) -> str:
-    return email.strip().lower()
+    """The lower-cased email, hashed: a fixed size however long the login form's `username`,
+    and no address kept in Redis."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 class MemoryStorage(Storage, MovingWindowSupport):

@@ -528,3 +528,10 @@ async def test_a_storage_that_never_answers_is_given_up_on_and_the_request_serve
         limiter = Limiter(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
         assert await limiter.retry_after(parse_rate("1/minute"), "scope", "key") is None
         await limiter.storage.bridge.storage.aclose()
+
+
+def test_an_account_key_has_a_fixed_size_and_no_address_in_it():
+    key = ratelimit.account_key(" Alice@Example.com " + "x" * 100_000)
+    assert len(key) == 64
+    assert "alice" not in key
+    assert ratelimit.account_key("ALICE@example.com") == ratelimit.account_key("alice@example.COM")

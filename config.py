@@ -4,13 +4,16 @@ import logging
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+import limits
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "your-secret-key-here"}
+RATE_LIMIT_STORAGE_SCHEMES = {"memory", "redis", "rediss"}
 
 
 class Settings(BaseSettings):
@@ -33,7 +36,8 @@ class Settings(BaseSettings):
     max_upload_size_bytes: int = 5 * 1024 * 1024
     posts_per_page: int = 10
 
-    rate_limit_enabled: bool = True
+    # Unset: on in production, off in development (ratelimit.py has the limits).
+    rate_limit_enabled: bool | None = None
     rate_limit_login: str = "10/minute"
     rate_limit_register: str = "5/minute"
     rate_limit_password_reset: str = "5/minute"
@@ -66,6 +70,41 @@ class Settings(BaseSettings):
     mail_use_tls: bool = True
     frontend_url: str = "http://localhost:8000"
 
+    # `memory://` (one process) or `redis://host:port/db` (shared by every worker and machine).
+    rate_limit_storage_url: str = "memory://"
+    # Per account (the lower-cased email), on top of the per-client limits above.
+    rate_limit_login_account: str = "20/hour"
+    rate_limit_password_reset_account: str = "3/hour"
+    # Per logged-in user.
+    rate_limit_password_change: str = "5/hour"
+    rate_limit_upload: str = "10/hour"
+    rate_limit_post: str = "30/hour"
+    # Per client, for writing comments.
+    rate_limit_comment: str = "10/minute"
+
+    @field_validator(
+        "rate_limit_login",
+        "rate_limit_register",
+        "rate_limit_password_reset",
+        "rate_limit_login_account",
+        "rate_limit_password_reset_account",
+        "rate_limit_password_change",
+        "rate_limit_upload",
+        "rate_limit_post",
+        "rate_limit_comment",
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        limits.parse(value)  # "10/minute", "100 per hour"...; a ValueError names the bad one
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _rate_limit_storage(cls, value: str) -> str:
+        if urlsplit(value).scheme not in RATE_LIMIT_STORAGE_SCHEMES:
+            raise ValueError("must start with memory://, redis:// or rediss://")
+        return value
+
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":
         given = self.secret_key.get_secret_value() if self.secret_key else ""
@@ -77,6 +116,12 @@ class Settings(BaseSettings):
             raise ValueError("SECRET_KEY must be at least 32 characters in production")
         if self.environment == "production" and not self.database_url:
             raise ValueError("DATABASE_URL must be set in production (no embedded database)")
+        return self
+
+    @model_validator(mode="after")
+    def _rate_limits_on_in_production(self) -> "Settings":
+        if self.rate_limit_enabled is None:
+            self.rate_limit_enabled = self.environment == "production"
         return self
 
 

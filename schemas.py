@@ -11,10 +11,13 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
     computed_field,
+    field_validator,
     model_validator,
 )
 
+from passwords import password_problem, personal_problem
 from storage import public_url
 
 
@@ -63,7 +66,18 @@ Text = AfterValidator(storable_text)
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Text
 ]
-Password = Annotated[str, Field(min_length=8, max_length=1024), Text]
+
+
+def acceptable_password(value: str) -> str:
+    """Not a common password, not blank (passwords.py)."""
+    if problem := password_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+Password = Annotated[
+    str, Field(min_length=8, max_length=1024), Text, AfterValidator(acceptable_password)
+]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text]
 Content = Annotated[str, Field(min_length=1, max_length=100_000), Text]
 Email = Annotated[EmailStr, Field(max_length=320), Text]
@@ -98,6 +112,15 @@ class UserCreate(BaseModel):
     username: Username
     email: Email
     password: Password
+
+    @field_validator("password")
+    @classmethod
+    def _not_personal(cls, password: str, info: ValidationInfo) -> str:
+        # A username or email that failed its own validation is missing: compare with the other.
+        username, email = info.data.get("username", ""), info.data.get("email", "")
+        if problem := personal_problem(password, username=username, email=email):
+            raise ValueError(problem)
+        return password
 
 
 class UserUpdate(BaseModel):

@@ -11,6 +11,7 @@ import models
 from auth import CurrentUser
 from config import settings
 from database import ReadDep, SessionDep
+from ratelimit import post_limit
 from schemas import (
     Detail,
     Limit,
@@ -155,7 +156,8 @@ async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None):
     "",
     response_model=PostResponse,
     status_code=status.HTTP_201_CREATED,
-    responses=errors(400, 401, 413),
+    responses=errors(400, 401, 413, 429),
+    dependencies=[Depends(post_limit)],
 )
 async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep):
     """Write a post as the current user."""

@@ -14,6 +14,7 @@ from fastapi import (
     UploadFile,
     status,
 )
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +28,17 @@ from config import settings
 from database import ReadDep, SessionDep
 from email_utils import send_password_reset_email
 from images import InvalidImage, process_profile_picture
-from ratelimit import login_limit, password_reset_limit, register_limit
+from passwords import personal_problem
+from ratelimit import (
+    account_key,
+    limit_login_per_account,
+    login_limit,
+    password_change_limit,
+    password_reset_account_limit,
+    password_reset_limit,
+    register_limit,
+    upload_limit,
+)
 from routers.posts import fetch_posts_page
 from schemas import (
     LOGIN_FORM_OPENAPI,
@@ -124,6 +135,14 @@ def bad_credentials() -> HTTPException:
     )
 
 
+def invalid_new_password(problem: str) -> RequestValidationError:
+    """A 422 like FastAPI's own, worded as pydantic words the same rule at registration."""
+    msg = f"Value error, {problem}"
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", "new_password"), "msg": msg}]
+    )
+
+
 def hash_reset_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -136,6 +155,9 @@ async def delete_reset_tokens(db: AsyncSession, user_id: int) -> None:
 
 async def set_password(db: AsyncSession, user: models.User, password: str) -> None:
     """New hash, every reset token gone, every access token issued so far invalid."""
+    if problem := personal_problem(password, username=user.username, email=user.email):
+        await db.rollback()  # a refused password changes nothing: a used reset token lives on
+        raise invalid_new_password(problem)
     new_hash = await hash_password(password)
     await delete_reset_tokens(db, user.id)
     # Changed after the statement above, so a row deleted meanwhile shows at commit_user.
@@ -167,7 +189,7 @@ async def create_user(data: UserCreate, db: SessionDep):
     openapi_extra=LOGIN_FORM_OPENAPI,
     response_model=Token,
     responses=errors(400, 401, 413, 429),
-    dependencies=[Depends(login_limit)],
+    dependencies=[Depends(login_limit), Depends(limit_login_per_account)],
 )
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep):
     """Log in with email (as `username`) and password; answers a bearer token."""
@@ -205,7 +227,12 @@ async def read_me(user: CurrentUser):
     return user
 
 
-@router.patch("/me/password", response_model=MessageResponse, responses=errors(400, 401, 404, 413))
+@router.patch(
+    "/me/password",
+    response_model=MessageResponse,
+    responses=errors(400, 401, 404, 413, 429),
+    dependencies=[Depends(password_change_limit)],
+)
 async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDep):
     """Change the password; every access token issued before stops working."""
     valid, _ = await verify_password(data.current_password, user.password_hash)
@@ -225,6 +252,7 @@ async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDe
 )
 async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db: SessionDep):
     """Mail a single-use reset link; answers the same whether or not the account exists."""
+    await password_reset_account_limit.hit(account_key(data.email))
     user = await db.scalar(
         select(models.User).where(func.lower(models.User.email) == data.email.lower())
     )
@@ -329,7 +357,10 @@ async def read_upload(file: UploadFile) -> bytes:
 
 
 @router.patch(
-    "/{user_id}/picture", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413, 503)
+    "/{user_id}/picture",
+    response_model=UserPrivate,
+    responses=errors(400, 401, 403, 404, 413, 429, 503),
+    dependencies=[Depends(upload_limit)],
 )
 async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, db: SessionDep):
     """Upload a profile picture (JPEG, PNG, GIF or WebP); stored as a 300x300 JPEG."""

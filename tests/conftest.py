@@ -42,7 +42,7 @@ os.environ.update(
         "S3_ACCESS_KEY_ID": "",
         "S3_SECRET_ACCESS_KEY": "",
         "MAIL_SERVER": "",
-        "RATE_LIMIT_ENABLED": "false",
+        "RATE_LIMIT_ENABLED": "",  # off, as in any development setup; tests turn it on
         "FRONTEND_URL": "http://testserver",
         # Cheap argon2 for speed; production keeps pwdlib's recommended parameters.
         "ARGON2_TIME_COST": "1",
@@ -72,7 +72,7 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 import models  # noqa: E402, F401
 from database import Base, get_db, get_read_db  # noqa: E402
 from main import app  # noqa: E402
-from ratelimit import ALL_LIMITS  # noqa: E402
+from ratelimit import limiter  # noqa: E402
 
 pytest_plugins = ["anyio"]
 
@@ -156,8 +156,7 @@ async def client(db_session, aws):
 
     app.dependency_overrides[get_db] = override_get_db
     app.dependency_overrides[get_read_db] = override_get_read_db
-    for limit in ALL_LIMITS:
-        limit.reset()
+    await limiter.reset()
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
         yield c
     app.dependency_overrides.clear()

@@ -114,7 +114,7 @@ async def test_register_with_invalid_fields_is_422(client, payload):
 
 
 async def test_register_accepts_50_character_username_and_8_character_password(client):
-    user = await create_test_user(client, "u" * 50, email="long@example.com", password="12345678")
+    user = await create_test_user(client, "u" * 50, email="long@example.com", password="zq8-vw3x")
     assert user["username"] == "u" * 50
 
 

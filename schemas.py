@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from storage import public_url
+from usernames import normalise_username
 
 
 class Detail:
@@ -60,8 +61,13 @@ def storable_text(value: str) -> str:
 
 
 Text = AfterValidator(storable_text)
+# NFKC, no control/format/bidi characters, something visible (usernames.py); the database
+# keeps one owner per confusable skeleton.
 Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Text
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+    Text,
+    AfterValidator(normalise_username),
 ]
 Password = Annotated[str, Field(min_length=8, max_length=1024), Text]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text]

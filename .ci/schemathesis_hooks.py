@@ -1,19 +1,24 @@
 """Hooks for .ci/schemathesis: the numbers its generator never makes.
 
-Python's JSON parser accepts NaN, Infinity and integers of any size (1e400 parses as
-Infinity); schemathesis only generates finite numbers of ordinary size. Each generated JSON
-object body may instead carry one of these in one of its fields (hypothesis picks which, so
-the number of requests stays the same).
+Python's JSON parser accepts NaN, Infinity, 1e400 (which parses as Infinity) and integers of
+any size; schemathesis only generates finite numbers of ordinary size, and its JSON encoder
+refuses NaN. Each generated JSON object body may instead go out as raw JSON text with one of
+these in one of its fields (hypothesis picks which, so the number of requests stays the same).
 """
+
+import json
 
 import schemathesis
 from hypothesis import strategies as st
 
-NASTY_NUMBERS = [float("nan"), float("inf"), float("-inf"), 10**400, -(10**400)]
+NASTY_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 400, "-1" + "0" * 400]
+PLACEHOLDER = "__nasty_number__"
 
 
-def with_number(body: dict, field: str, number: float | int) -> dict:
-    return {**body, field: number}
+def with_number(body: dict, field: str, number: str) -> bytes:
+    """The body as JSON text, one field's value replaced by the raw number."""
+    text = json.dumps({**body, field: PLACEHOLDER})
+    return text.replace(json.dumps(PLACEHOLDER), number).encode()
 
 
 @schemathesis.hook

@@ -74,6 +74,14 @@ def test_gunicorn_style_access_record_with_named_arguments_is_redacted():
     assert TOKEN not in record.getMessage()
 
 
+def test_a_record_without_arguments_or_with_an_object_message_passes_through():
+    plain = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "ok", None, None)
+    assert RedactTokens().filter(plain) and plain.getMessage() == "ok"
+    error = ValueError(f"/reset-password?token={TOKEN}")
+    odd = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, error, None, None)
+    assert RedactTokens().filter(odd) and odd.msg is error
+
+
 def test_the_app_installs_the_filter_on_the_access_loggers_once():
     log_filters.install()  # main.py did it already: a second call adds nothing
     for name in log_filters.ACCESS_LOGGERS:

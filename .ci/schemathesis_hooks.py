@@ -2,8 +2,8 @@
 
 Python's JSON parser accepts NaN, Infinity, 1e400 (which parses as Infinity) and integers of
 any size; schemathesis only generates finite numbers of ordinary size, and its JSON encoder
-refuses NaN. Each generated JSON object body may instead go out as raw JSON text with one of
-these in one of its fields (hypothesis picks which, so the number of requests stays the same).
+refuses NaN. One generated JSON object body in four instead goes out as raw JSON text with one of
+these in one of its fields (hypothesis picks which; the number of requests stays the same).
 """
 
 import json
@@ -28,4 +28,5 @@ def flatmap_body(context, body):
     nasty = st.builds(
         with_number, st.just(body), st.sampled_from(sorted(body)), st.sampled_from(NASTY_NUMBERS)
     )
-    return st.one_of(st.just(body), nasty)
+    # One body in four: the others stay as generated, so the run keeps its positive cases.
+    return st.integers(0, 3).flatmap(lambda n: nasty if n == 0 else st.just(body))

@@ -74,6 +74,8 @@ def unique_names(rows: list[tuple[int, str]]) -> dict[int, tuple[str, str]]:
 
 
 def upgrade() -> None:
+    if op.get_context().as_sql:
+        raise RuntimeError("d4a9c3e8b2f0 computes skeletons in Python: run it online, not --sql")
     op.add_column("users", sa.Column("username_skeleton", sa.Text(), nullable=True))
     connection = op.get_bind()
     rows = [tuple(row) for row in connection.execute(sa.select(users.c.id, users.c.username))]

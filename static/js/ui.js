@@ -55,9 +55,12 @@ export function onSubmit(form, action) {
   });
 }
 
+// A path of this site: browsers read "//host", "/\host" and "/<tab>/host" alike as another site.
+const LOCAL_PATH = /^\/(?![/\\])[^\\\u0000-\u001f\u007f]*$/;
+
 /** A local path to go to after logging in; never another site. */
 export function safeNext(value) {
-  return value && value.startsWith("/") && !value.startsWith("//") ? value : "/";
+  return value && LOCAL_PATH.test(value) ? value : "/";
 }
 
 const DATE_FORMAT = new Intl.DateTimeFormat("en-US", { month: "long", day: "numeric", year: "numeric" });

@@ -16,7 +16,7 @@ import email_utils
 import log_filters
 from config import settings
 from log_filters import REDACTED, RedactTokens, redact
-from tests.conftest import free_port
+from tests.conftest import create_test_user, free_port
 
 ROOT = Path(__file__).parent.parent
 TOKEN = "Zq3-live_reset_token_9XkP"
@@ -137,3 +137,19 @@ async def test_reset_mail_without_mail_server_outside_development_logs_no_link(m
     assert "not sent" in caplog.text
     assert TOKEN not in caplog.text
     assert "reset-password" not in caplog.text
+
+
+@pytest.mark.anyio
+async def test_forgot_password_outside_development_writes_no_reset_link_to_the_log(
+    client, monkeypatch, caplog
+):
+    await create_test_user(client, "alice")
+    monkeypatch.setattr(settings, "environment", "production")
+    monkeypatch.setattr(settings, "mail_server", None)
+    with caplog.at_level(logging.DEBUG):
+        response = await client.post(
+            "/api/users/forgot-password", json={"email": "alice@example.com"}
+        )
+    assert response.status_code == 202
+    assert "password reset mail to alice@example.com not sent" in caplog.text
+    assert "token=" not in caplog.text

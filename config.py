@@ -1,7 +1,10 @@
 """Settings, read from the environment and `.env` (see `.env.example`)."""
 
 import logging
+import math
 import secrets
+import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -14,11 +17,18 @@ logger = logging.getLogger(__name__)
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "your-secret-key-here"}
 RATE_LIMIT_STORAGE_SCHEMES = {"memory", "redis", "rediss"}
+# What a production SECRET_KEY must score in `estimated_entropy_bits`. The estimate is low for
+# short random keys (32 random hex characters, 128 true bits, score 84 to 140; 43 URL-safe
+# ones score 180 to 230), and keys of repeated words or few characters score under 60.
+MIN_SECRET_KEY_BITS = 80
 
 
 class Settings(BaseSettings):
     # An empty variable counts as unset, so `S3_BUCKET_NAME=` in .env means "use local disk".
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+    # Errors never quote the input: a refused SECRET_KEY must not reach the startup log.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_ignore_empty=True, hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = "development"
     # Unset: an embedded PostgreSQL server is started under `data_dir` (development only).
@@ -114,8 +124,21 @@ class Settings(BaseSettings):
             self.secret_key = SecretStr(load_or_create_secret_key(self.data_dir / "secret_key"))
         elif self.environment == "production" and len(given) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters in production")
+        elif (
+            self.environment == "production" and estimated_entropy_bits(given) < MIN_SECRET_KEY_BITS
+        ):
+            raise ValueError(
+                "SECRET_KEY is too predictable for production (repeated parts or few distinct"
+                " characters): generate one, e.g."
+                " python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         if self.environment == "production" and not self.database_url:
             raise ValueError("DATABASE_URL must be set in production (no embedded database)")
+        if self.environment == "production" and not self.mail_server:
+            # Without it the reset mail, link and token included, would go to the log.
+            raise ValueError("MAIL_SERVER must be set in production (reset mails must be sent)")
+        if self.environment == "production" and not is_https_url(self.frontend_url):
+            raise ValueError("FRONTEND_URL must be an https:// URL in production (reset links)")
         return self
 
     @model_validator(mode="after")
@@ -123,6 +146,28 @@ class Settings(BaseSettings):
         if self.rate_limit_enabled is None:
             self.rate_limit_enabled = self.environment == "production"
         return self
+
+
+def estimated_entropy_bits(key: str) -> float:
+    """A conservative estimate of the entropy of a key, in bits.
+
+    The Shannon entropy per character of the key's own character frequencies (low when it
+    uses few distinct characters: `aaaa...`, `abab...`), times the number of characters that
+    survive zlib compression (fewer than the key's length when any part of it repeats:
+    `password` eight times). A random key scores close to its true entropy; no estimate
+    catches every pattern, which is why the advice stays "generate it with `secrets`".
+    """
+    if not key:
+        return 0.0
+    length = len(key)
+    per_char = -sum(n / length * math.log2(n / length) for n in Counter(key).values())
+    compressed = len(zlib.compress(key.encode(), 9)) - len(zlib.compress(b"", 9))
+    return per_char * min(length, compressed)
+
+
+def is_https_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 def load_or_create_secret_key(path: Path) -> str:

@@ -1,6 +1,7 @@
 """Password-reset mail: plain text and HTML from Jinja templates, sent over SMTP with aiosmtplib.
 
-Without MAIL_SERVER the mail is logged instead, so a developer can finish the flow locally.
+Without MAIL_SERVER, in development only, the mail is logged instead, so a developer can
+finish the flow locally (production refuses to start without MAIL_SERVER).
 """
 
 import logging
@@ -46,6 +47,11 @@ def build_password_reset_email(to_email: str, username: str, token: str) -> Emai
 async def send_password_reset_email(to_email: str, username: str, token: str) -> None:
     """Runs as a background task: failures are logged, never raised to the client."""
     if not settings.mail_server:
+        if settings.environment != "development":  # production refuses to start without one
+            logger.error("MAIL_SERVER is not set; password reset mail to %s not sent", to_email)
+            return
+        # Development only: the developer finishes the flow from the log. A live link is a
+        # password for the account, so no other mode ever writes one.
         logger.info(
             "MAIL_SERVER is not set; password reset mail not sent. To: %s Subject: %s Link: %s",
             to_email,

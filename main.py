@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 import docs
 import errors
+import log_filters
 from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
@@ -20,6 +21,7 @@ from security_headers import SecurityHeadersMiddleware
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 for chatty in ("watchfiles", "alembic.runtime.plugins"):
     logging.getLogger(chatty).setLevel(logging.WARNING)
+log_filters.install()  # no reset token from a request line in the access log
 HERE = Path(__file__).parent
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 
 from passwords import password_problem, personal_problem
 from storage import public_url
+from usernames import normalise_username
 
 
 class Detail:
@@ -63,8 +64,13 @@ def storable_text(value: str) -> str:
 
 
 Text = AfterValidator(storable_text)
+# NFKC, no control/format/bidi characters, something visible (usernames.py); the database
+# keeps one owner per confusable skeleton.
 Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Text
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+    Text,
+    AfterValidator(normalise_username),
 ]
 
 

@@ -68,6 +68,7 @@ router = APIRouter(prefix="/api/users", tags=["users"], responses=errors(503))
 UNIQUE_VIOLATIONS = {
     "uq_users_username_lower": Detail.USERNAME_EXISTS,
     "uq_users_email_lower": Detail.EMAIL_EXISTS,
+    "uq_users_username_skeleton": Detail.USERNAME_EXISTS,
 }
 
 

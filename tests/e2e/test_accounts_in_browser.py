@@ -1,6 +1,7 @@
 """Accounts in Chromium: forms, picture, password reset by mail, log out, deletion."""
 
 import re
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -182,3 +183,12 @@ def test_deleting_the_account_logs_out_and_its_posts_are_gone(page: Page, api, l
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
     assert page.request.get(f"/posts/{post['id']}").status == 404
     assert page.request.get(f"/users/{user.id}/posts").status == 404
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "/\\evil.example/", "/\t/evil.example/"])
+def test_login_never_follows_next_to_another_site(page: Page, api, live_server, target):
+    """Browsers read each of these as another host; after logging in, the home page shows."""
+    user = create_user(api)
+    page.goto(f"/login?next={quote(target)}")
+    log_in(page, user.email)
+    expect(page).to_have_url(f"{live_server}/")

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     mail_use_tls: bool = True
     frontend_url: str = "http://localhost:8000"
 
+    # Back-pressure: how many requests may wait for a password hash / for image processing
+    # (per worker) beyond those running. One more gets a 503 with Retry-After at once, instead
+    # of queueing for seconds while it holds a client (and, before, a database connection).
+    password_hash_max_waiting: Annotated[int, Field(ge=0)] = 20
+    image_max_waiting: Annotated[int, Field(ge=0)] = 8
+
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":
         given = self.secret_key.get_secret_value() if self.secret_key else ""

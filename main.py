@@ -29,6 +29,7 @@ async def lifespan(app: FastAPI):
     yield
     await engine.dispose()
     await read_engine.dispose()
+    await health.probe_engine.dispose()
 
 
 app = FastAPI(

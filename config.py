@@ -115,6 +115,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with memory://, redis:// or rediss://")
         return value
 
+    # Back-pressure: how many requests may wait for a password hash / for image processing
+    # (per worker) beyond those running. One more gets a 503 with Retry-After at once instead
+    # of joining a queue it would leave only after the client gave up. A waiting hash holds no
+    # connection and little memory: 64 hashes of pwdlib's argon2 are 5 to 20 seconds of work
+    # on one thread. A waiting upload holds its body (up to MAX_UPLOAD_SIZE_BYTES).
+    password_hash_max_waiting: Annotated[int, Field(ge=0)] = 64
+    image_max_waiting: Annotated[int, Field(ge=0)] = 8
+
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":
         given = self.secret_key.get_secret_value() if self.secret_key else ""

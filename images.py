@@ -10,6 +10,8 @@ from io import BytesIO
 import anyio
 from PIL import Image, ImageOps
 
+from config import settings
+
 SIZE = (300, 300)
 # Modes `Image.reduce` handles; the others (palette, 16-bit...) are converted at full size.
 REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
@@ -35,8 +37,27 @@ class InvalidImage(ValueError):
     pass
 
 
+class ProcessingBusy(RuntimeError):
+    """IMAGE_MAX_WAITING uploads already wait for a slot: come back later."""
+
+
+# What a client is told to wait when the queue is full: a few pictures' time.
+RETRY_AFTER_SECONDS = 2
+
+
+def images_waiting() -> int:
+    """Uploads queued behind the ones being processed, in this worker."""
+    return _processing_limiter.statistics().tasks_waiting
+
+
 async def process_profile_picture(data: bytes) -> bytes:
-    """`make_profile_picture` off the event loop, at most PROCESSING_SLOTS at once."""
+    """`make_profile_picture` off the event loop, at most PROCESSING_SLOTS at once.
+
+    Raises ProcessingBusy at once, rather than queue, when every slot is taken and
+    IMAGE_MAX_WAITING uploads already wait.
+    """
+    if _processing_limiter.available_tokens == 0 and images_waiting() >= settings.image_max_waiting:
+        raise ProcessingBusy
     return await anyio.to_thread.run_sync(make_profile_picture, data, limiter=_processing_limiter)
 
 

@@ -32,6 +32,7 @@ async def lifespan(app: FastAPI):
     yield
     await engine.dispose()
     await read_engine.dispose()
+    await health.probe_engine.dispose()
 
 
 app = FastAPI(

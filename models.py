@@ -1,4 +1,4 @@
-"""Tables: users, posts and password-reset tokens."""
+"""Tables: users, posts, password-reset tokens and revoked access tokens."""
 
 from datetime import datetime
 
@@ -75,3 +75,14 @@ class PasswordResetToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="reset_tokens")
+
+
+class RevokedToken(Base):
+    """Access tokens ended before their expiry (logout), until they would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    # The token's `jti` claim (or, for a token without one, the SHA-256 of the token).
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Past this moment the token is refused for its `exp` anyway: the row may go.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

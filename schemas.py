@@ -45,6 +45,8 @@ class Detail:
     DELETE_POST_FORBIDDEN = "Not authorized to delete this post"
     RATE_LIMITED = "Too many requests. Please try again later."
     DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please try again."
+    PASSWORD_CHECKS_BUSY = "Too many password checks in progress. Please try again in a moment."
+    IMAGES_BUSY = "Too many pictures are being processed. Please try again in a moment."
 
 
 class Message:
@@ -134,6 +136,8 @@ class UserUpdate(BaseModel):
 
     username: Username | None = None
     email: Email | None = None
+    # Needed only when the email changes: a stolen session alone cannot take over the account.
+    current_password: Annotated[str, Field(max_length=1024), Text] | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:

@@ -73,6 +73,7 @@ import models  # noqa: E402, F401
 from database import Base, get_db, get_read_db  # noqa: E402
 from main import app  # noqa: E402
 from ratelimit import limiter  # noqa: E402
+from routers.health import get_probe_engine, make_probe_engine  # noqa: E402
 
 pytest_plugins = ["anyio"]
 
@@ -177,6 +178,9 @@ def serve_app_from(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessi
 
     app.dependency_overrides[get_db] = own_session
     app.dependency_overrides[get_read_db] = own_read_connection
+    # Readiness keeps its own connections, to the same server.
+    probe = make_probe_engine(engine.url)
+    app.dependency_overrides[get_probe_engine] = lambda: probe
     return sessions
 
 

@@ -6,7 +6,7 @@ look alike, the oldest account keeps its name and each later one is renamed to
 `<name>-<id>` (logged), since login is by email, nobody is locked out.
 
 Revision ID: d4a9c3e8b2f0
-Revises: 5d1916e1dd2a
+Revises: b7e1a0c5d2f1
 Create Date: 2026-11-26 03:30:00.000000
 
 """
@@ -21,7 +21,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "d4a9c3e8b2f0"
-down_revision: str | Sequence[str] | None = "5d1916e1dd2a"
+down_revision: str | Sequence[str] | None = "b7e1a0c5d2f1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -124,21 +124,28 @@ def test_forgotten_password_is_reset_from_the_mailed_link_and_the_new_one_logs_i
     expect(page.get_by_role("alert")).to_have_text("Invalid or expired reset token")
 
 
-def test_log_out_forgets_the_token_and_the_navigation_offers_log_in(page: Page, api, live_server):
+def test_log_out_ends_the_token_on_the_server_and_the_navigation_offers_log_in(
+    page: Page, api, live_server
+):
     user = create_user(api)
     log_in(page, user.email)
+    token = page.evaluate("localStorage.getItem('blog.token')")
+    assert api.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(f"{live_server}/?notice=logged-out")
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
     expect(page.get_by_role("button", name="New post")).to_be_hidden()
     assert page.evaluate("localStorage.getItem('blog.token')") is None
+    # A copy of the token (stolen, or in another tab) is refused from now on.
+    refused = api.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401
 
     page.goto("/account")
     expect(page).to_have_url(f"{live_server}/login?next=/account")
 
 
 def test_account_page_saves_the_profile_and_a_new_password_asks_to_log_in_again(
-    page: Page, api, live_server
+    page: Page, api, mail_sink, live_server
 ):
     user = create_user(api)
     log_in(page, user.email)
@@ -153,6 +160,20 @@ def test_account_page_saves_the_profile_and_a_new_password_asks_to_log_in_again(
     page.get_by_role("button", name="Save profile").click()
     expect(page.get_by_text("Profile saved.")).to_be_visible()
     expect(page.locator("#nav-username")).to_have_text(renamed)
+
+    moved = f"moved-{user.email}"
+    page.get_by_label("Email").fill(moved)
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_role("alert").filter(has_text="password")).to_have_text(
+        "Current password is incorrect"
+    )
+    page.get_by_label("Password (to confirm a new address)").fill(PASSWORD)
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_text("Profile saved.")).to_be_visible()
+    expect(page.locator("#account-summary")).to_contain_text(moved)
+    notice = mail_sink[0].message_to(user.email)  # the old address hears of it
+    assert moved in notice.get_body(("plain",)).get_content()
+    user.email = moved
 
     page.get_by_label("Current password").fill("not my password")
     page.get_by_label("New password").fill("my new password")

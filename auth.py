@@ -6,10 +6,11 @@ import os
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import jwt
 from fastapi import Depends, HTTPException, status
@@ -25,6 +26,7 @@ from database import SessionDep
 from schemas import Detail
 
 ALGORITHM = "HS256"
+T = TypeVar("T")
 
 
 def _argon2_hasher() -> Argon2Hasher:
@@ -33,7 +35,9 @@ def _argon2_hasher() -> Argon2Hasher:
         "memory_cost": settings.argon2_memory_cost,
         "parallelism": settings.argon2_parallelism,
     }
-    return Argon2Hasher(**{name: value for name, value in costs.items() if value is not None})
+    given = {name: value for name, value in costs.items() if value is not None}
+    # pwdlib types its **kwargs as argon2's `Type` enum, though they are these ints.
+    return Argon2Hasher(**given)  # type: ignore[arg-type]
 
 
 password_hash = PasswordHash((_argon2_hasher(),))
@@ -70,13 +74,13 @@ def hashes_waiting() -> int:
     return max(0, _hash_jobs - HASH_WORKERS)
 
 
-def _hash_finished(_future: Future) -> None:
+def _hash_finished(_future: Future[Any]) -> None:
     global _hash_jobs
     with _hash_jobs_lock:
         _hash_jobs -= 1
 
 
-async def _in_hash_pool(function, *args):
+async def _in_hash_pool(function: Callable[..., T], *args: object) -> T:
     """Run `function` in the hash pool; a 503 at once when PASSWORD_HASH_MAX_WAITING wait already.
 
     A bounded queue turns a flood of logins or password changes into quick refusals instead
@@ -114,7 +118,7 @@ def create_access_token(user: models.User) -> str:
         "exp": expire,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/users/token", auto_error=False)
@@ -142,7 +146,7 @@ def read_access_token(token: str) -> AccessToken:
     try:
         claims = jwt.decode(
             token,
-            settings.secret_key.get_secret_value(),
+            settings.jwt_secret,
             algorithms=[ALGORITHM],
             options={"require": ["exp", "sub"]},
         )

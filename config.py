@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     password_hash_max_waiting: Annotated[int, Field(ge=0)] = 64
     image_max_waiting: Annotated[int, Field(ge=0)] = 8
 
+    @property
+    def jwt_secret(self) -> str:
+        """The signing key: always set once validated (given, or generated in development)."""
+        assert self.secret_key is not None, "the validator sets it"
+        return self.secret_key.get_secret_value()
+
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":
         given = self.secret_key.get_secret_value() if self.secret_key else ""

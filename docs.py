@@ -40,10 +40,10 @@ def docs_page(request: Request, template: str, policy: str) -> HTMLResponse:
 
 
 @router.get("/docs", response_class=HTMLResponse)
-async def swagger_ui(request: Request):
+async def swagger_ui(request: Request) -> HTMLResponse:
     return docs_page(request, "swagger_ui.html", SWAGGER_UI_POLICY)
 
 
 @router.get("/redoc", response_class=HTMLResponse)
-async def redoc(request: Request):
+async def redoc(request: Request) -> HTMLResponse:
     return docs_page(request, "redoc.html", REDOC_POLICY)

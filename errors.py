@@ -2,6 +2,7 @@
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
@@ -38,11 +39,11 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-def public_error(error: dict) -> dict:
+def public_error(error: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's error without the submitted `input`: a 422 never echoes a password back, and
     NaN or Infinity (which Python's JSON parser accepts) cannot make the answer unencodable.
     `ctx` keeps only the values that are plain JSON (limits, patterns, reasons)."""
-    public = {key: error[key] for key in ("loc", "msg", "type") if key in error}
+    public: dict[str, Any] = {key: error[key] for key in ("loc", "msg", "type") if key in error}
     ctx = {key: value for key, value in error.get("ctx", {}).items() if is_plain_json(value)}
     if ctx:
         public["ctx"] = ctx
@@ -90,10 +91,19 @@ async def on_unstorable_text(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+)
+UNSTORABLE: tuple[type[Exception], ...] = (DataError, UnicodeEncodeError)
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(StarletteHTTPException, on_http_exception)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    for exc_class in (OperationalError, InterfaceError, PoolTimeoutError):
+    # Starlette types every handler as taking any Exception; it calls each with its own class.
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
+    for exc_class in DATABASE_UNAVAILABLE:
         app.add_exception_handler(exc_class, on_database_unavailable)
-    for exc_class in (DataError, UnicodeEncodeError):
+    for exc_class in UNSTORABLE:
         app.add_exception_handler(exc_class, on_unstorable_text)

@@ -1,6 +1,7 @@
 """The blog: JSON API under /api, HTML pages, static files. Wiring only."""
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -26,7 +27,7 @@ HERE = Path(__file__).parent
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if EMBEDDED:  # zero-setup development: bring the embedded database up to date
         await run_in_threadpool(upgrade_to_head)
     yield

@@ -130,8 +130,9 @@ class MemoryStorage(Storage, MovingWindowSupport):
     async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         """(the oldest hit still in the window, how many hits are in it)."""
         timestamp = now()
-        hits = self.windows.get(expiry, {}).get(key, ())
-        live = [hit for hit in hits if hit > timestamp - expiry]
+        keys = self.windows.get(expiry)
+        hits = keys.get(key) if keys else None
+        live = [hit for hit in hits or () if hit > timestamp - expiry]
         return (live[0], len(live)) if live else (timestamp, 0)
 
     async def clear(self, key: str) -> None:
@@ -160,14 +161,18 @@ class MemoryStorage(Storage, MovingWindowSupport):
 def storage_for(url: str) -> Storage:
     if url.startswith("memory://"):
         return MemoryStorage()
-    return storage_from_string(
+    storage = storage_from_string(
         f"async+{url}",
         implementation="redispy",
         wrap_exceptions=True,  # any client error arrives as limits' StorageError
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), retries=0),  # redis-py retries 10 times by default
+        # redis-py retries 10 times by default. (limits types its pass-through options as
+        # scalars; redis-py takes a Retry here.)
+        retry=Retry(NoBackoff(), retries=0),  # type: ignore[arg-type]
     )
+    assert isinstance(storage, Storage)  # an async+ URL always gives limits' async storage
+    return storage
 
 
 class Limiter:

@@ -1,7 +1,7 @@
 """Request and response models, and every error message the API sends."""
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from fastapi import Path, Query
 from pydantic import (
@@ -190,7 +190,7 @@ class UserPublic(BaseModel):
     username: str
     image_file: str | None
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use of @property
     @property
     def image_path(self) -> str:
         return public_url(self.image_file)
@@ -259,7 +259,7 @@ Skip = Annotated[int, Query(ge=0, le=2**31 - 1)]
 Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS_PER_PAGE")]
 
 
-def errors(*codes: int) -> dict[int | str, dict]:
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """Document the error statuses a route can answer, with the shared error body."""
     return {code: {"model": ErrorResponse} for code in codes}
 

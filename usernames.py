@@ -48,4 +48,7 @@ def username_skeleton(username: str) -> str:
     """The UTS #39 skeleton of the case-folded name: equal for names that look alike, in any
     case (`АLICE` with a Cyrillic `А` and `alice`). Folding comes first, as for case-insensitive
     identifiers, so a capital `I` is compared as `i` (`Ian` and `lan` do not collide)."""
-    return _spoof_checker.getSkeleton(0, unicodedata.normalize("NFKC", username).casefold())
+    skeleton: str = _spoof_checker.getSkeleton(
+        0, unicodedata.normalize("NFKC", username).casefold()
+    )
+    return skeleton

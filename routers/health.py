@@ -17,7 +17,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 READY_TIMEOUT_SECONDS = 5
 
 
-def make_probe_engine(url) -> AsyncEngine:
+def make_probe_engine(url: str) -> AsyncEngine:
     """An engine for the readiness check alone, outside the request pools.
 
     When every pooled connection is busy (a burst of writes), the pools have no connection to

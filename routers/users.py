@@ -34,7 +34,7 @@ from auth import (
 )
 from body_limit import too_large
 from config import settings
-from database import ReadDep, SessionDep
+from database import Base, ReadDep, SessionDep
 from email_utils import send_email_changed_notice, send_password_reset_email
 from images import RETRY_AFTER_SECONDS as IMAGE_RETRY_AFTER_SECONDS
 from images import InvalidImage, ProcessingBusy, process_profile_picture
@@ -214,7 +214,7 @@ async def lock_verified_user(db: AsyncSession, user: models.User) -> None:
     responses=errors(400, 413, 429),
     dependencies=[Depends(register_limit)],
 )
-async def create_user(data: UserCreate, db: SessionDep):
+async def create_user(data: UserCreate, db: SessionDep) -> models.User:
     """Register a new account."""
     password_hash = await hash_password(data.password)  # before the session touches the pool
     user = models.User(
@@ -234,7 +234,7 @@ async def create_user(data: UserCreate, db: SessionDep):
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep, response: Response
-):
+) -> Token:
     """Log in with email (as `username`) and password; answers a bearer token."""
     user = await db.scalar(
         select(models.User).where(func.lower(models.User.email) == form.username.lower())
@@ -277,11 +277,11 @@ async def upgrade_hash(db: AsyncSession, user: models.User, new_hash: str) -> bo
         .execution_options(synchronize_session=False)
     )
     await db.commit()
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]  # an UPDATE's CursorResult
 
 
 @router.get("/me", response_model=UserPrivate, responses=errors(401))
-async def read_me(user: CurrentUser):
+async def read_me(user: CurrentUser) -> models.User:
     """The logged-in user, with email."""
     return user
 
@@ -292,7 +292,9 @@ async def read_me(user: CurrentUser):
     responses=errors(400, 401, 404, 413, 429),
     dependencies=[Depends(password_change_limit)],
 )
-async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDep):
+async def change_password(
+    data: PasswordChange, user: CurrentUser, db: SessionDep
+) -> MessageResponse:
     """Change the password; every access token issued before stops working."""
     await check_current_password(user, data.current_password)
     check_new_password(data.new_password, username=user.username, email=user.email)
@@ -310,7 +312,9 @@ async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDe
     responses=errors(400, 413, 429),
     dependencies=[Depends(password_reset_limit)],
 )
-async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db: SessionDep):
+async def forgot_password(
+    data: ForgotPassword, background: BackgroundTasks, db: SessionDep
+) -> MessageResponse:
     """Mail a single-use reset link; answers the same whether or not the account exists."""
     await password_reset_account_limit.hit(account_key(data.email))
     token = secrets.token_urlsafe(32)
@@ -322,6 +326,8 @@ async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db:
 
 # The statements of a reset request, run alike whether or not the email has an account (with
 # `user_id` NULL they match no row): the response time tells nothing about which emails exist.
+# id, email and username of the account a reset is asked for.
+Account = Row[int, str, str]
 LOCK_ACCOUNT_BY_EMAIL = (
     select(models.User.id, models.User.email, models.User.username)
     .where(func.lower(models.User.email) == bindparam("email"))
@@ -330,7 +336,8 @@ LOCK_ACCOUNT_BY_EMAIL = (
 DELETE_RESET_TOKENS = delete(models.PasswordResetToken).where(
     models.PasswordResetToken.user_id == bindparam("user_id")
 )
-INSERT_RESET_TOKEN = insert(models.PasswordResetToken.__table__).from_select(
+RESET_TOKENS = Base.metadata.tables[models.PasswordResetToken.__tablename__]
+INSERT_RESET_TOKEN = insert(RESET_TOKENS).from_select(
     ["user_id", "token_hash", "expires_at"],
     select(
         models.User.id,
@@ -340,7 +347,7 @@ INSERT_RESET_TOKEN = insert(models.PasswordResetToken.__table__).from_select(
 )
 
 
-async def replace_reset_token(db: AsyncSession, email: str, token: str) -> Row | None:
+async def replace_reset_token(db: AsyncSession, email: str, token: str) -> Account | None:
     """Store the token's hash as the account's only reset token; the account, or None.
 
     The row lock makes concurrent requests for one account take turns: each deletes the
@@ -358,7 +365,7 @@ async def replace_reset_token(db: AsyncSession, email: str, token: str) -> Row |
     return account
 
 
-async def mail_reset_link(account: Row | None, token: str) -> None:
+async def mail_reset_link(account: Account | None, token: str) -> None:
     """The background half of forgot-password: the mail, when there is an account."""
     if account is not None:
         await send_password_reset_email(
@@ -372,7 +379,7 @@ async def mail_reset_link(account: Row | None, token: str) -> None:
     responses=errors(400, 404, 413, 429),
     dependencies=[Depends(password_reset_limit)],
 )
-async def reset_password(data: ResetPassword, db: SessionDep):
+async def reset_password(data: ResetPassword, db: SessionDep) -> MessageResponse:
     """Set a new password with the token from the reset mail."""
     token_hash = hash_reset_token(data.token)
     valid = models.PasswordResetToken.token_hash == token_hash
@@ -410,13 +417,15 @@ def invalid_reset_token() -> HTTPException:
 
 
 @router.get("/{user_id}", response_model=UserPublic, responses=errors(404))
-async def get_user(user: PublicUserDep):
+async def get_user(user: PublicUserDep) -> UserPublic:
     """A user's public profile."""
     return user
 
 
 @router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
-async def list_user_posts(user: PublicUserDep, db: ReadDep, skip: Skip = 0, limit: Limit = None):
+async def list_user_posts(
+    user: PublicUserDep, db: ReadDep, skip: Skip = 0, limit: Limit = None
+) -> PaginatedPosts:
     """A user's posts, newest first."""
     return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)
 
@@ -428,7 +437,7 @@ async def update_user(
     current: CurrentUser,
     db: SessionDep,
     background: BackgroundTasks,
-):
+) -> models.User:
     """Change your username and/or email; a new email needs `current_password`."""
     ensure_self(user, current, Detail.UPDATE_USER_FORBIDDEN)
     changes = data.model_dump(exclude_unset=True, exclude={"current_password"})
@@ -492,7 +501,9 @@ async def read_upload(file: UploadFile) -> bytes:
     responses=errors(400, 401, 403, 404, 413, 429, 503),
     dependencies=[Depends(upload_limit)],
 )
-async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, db: SessionDep):
+async def upload_picture(
+    file: UploadFile, user: UserDep, current: CurrentUser, db: SessionDep
+) -> models.User:
     """Upload a profile picture (JPEG, PNG, GIF or WebP); stored as a 300x300 JPEG."""
     ensure_self(user, current, Detail.UPDATE_PICTURE_FORBIDDEN)
     data = await read_upload(file)
@@ -532,7 +543,7 @@ async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, 
 @router.delete(
     "/{user_id}/picture", response_model=UserPrivate, responses=errors(400, 401, 403, 404)
 )
-async def delete_picture(user: UserDep, current: CurrentUser, db: SessionDep):
+async def delete_picture(user: UserDep, current: CurrentUser, db: SessionDep) -> models.User:
     """Remove your profile picture; the default one shows again."""
     ensure_self(user, current, Detail.DELETE_PICTURE_FORBIDDEN)
     old_file = await lock_picture(db, user)

@@ -11,7 +11,7 @@ from tests.conftest import DEFAULT_PASSWORD, auth_header, create_test_user, logi
 
 pytestmark = pytest.mark.anyio
 
-SECRET = settings.secret_key.get_secret_value()
+SECRET = settings.jwt_secret
 
 
 def make_token(claims: dict, key: str = SECRET, algorithm: str = "HS256") -> str:

@@ -14,7 +14,7 @@ from tests.conftest import auth_header, create_test_user, login_user
 
 pytestmark = pytest.mark.anyio
 
-SECRET = settings.secret_key.get_secret_value()
+SECRET = settings.jwt_secret
 
 
 def claims_of(token: str) -> dict:

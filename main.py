@@ -16,6 +16,7 @@ import log_filters
 from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
+from ratelimit import limiter
 from routers import health, pages, posts, users
 from security_headers import SecurityHeadersMiddleware
 
@@ -31,6 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if EMBEDDED:  # zero-setup development: bring the embedded database up to date
         await run_in_threadpool(upgrade_to_head)
     yield
+    await limiter.aclose()
     await engine.dispose()
     await read_engine.dispose()
     await health.probe_engine.dispose()

@@ -202,6 +202,12 @@ class Limiter:
     async def reset(self) -> None:
         await self.storage.reset()
 
+    async def aclose(self) -> None:
+        """Close the Redis client's connections (the memory storage holds none)."""
+        bridge = getattr(self.storage, "bridge", None)  # limits' Redis storage, on redis-py
+        if bridge is not None:
+            await bridge.storage.aclose()
+
 
 limiter = Limiter(settings.rate_limit_storage_url)
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, status
-from sqlalchemy import text
+from sqlalchemy import URL, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 READY_TIMEOUT_SECONDS = 5
 
 
-def make_probe_engine(url: str) -> AsyncEngine:
+def make_probe_engine(url: str | URL) -> AsyncEngine:
     """An engine for the readiness check alone, outside the request pools.
 
     When every pooled connection is busy (a burst of writes), the pools have no connection to

@@ -18,7 +18,7 @@ from pathlib import Path
 # --- Environment, before any app import ------------------------------------------------------
 _scratch = Path(tempfile.mkdtemp(prefix="blog-tests-"))
 _embedded = None
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 if not TEST_DATABASE_URL:
     from embedded_postgres import start_embedded_postgres
 
@@ -54,6 +54,7 @@ os.environ.update(
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
+from email.message import EmailMessage  # noqa: E402
 from io import BytesIO  # noqa: E402
 
 import boto3  # noqa: E402
@@ -225,6 +226,13 @@ async def create_test_post(
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def body_of(message: EmailMessage, kind: str) -> str:
+    """The plain or HTML part of a mail, as text."""
+    part = message.get_body((kind,))
+    assert part is not None, f"the mail has no {kind} part"
+    return str(part.get_content())
 
 
 def free_port() -> int:

@@ -124,7 +124,7 @@ async def test_tampered_token_is_rejected(client):
 
 async def test_unsigned_token_is_rejected(client):
     user = await create_test_user(client)
-    token = jwt.encode({"sub": str(user["id"]), "exp": in_minutes(5)}, None, algorithm="none")
+    token = jwt.encode({"sub": str(user["id"]), "exp": in_minutes(5)}, "", algorithm="none")
     await expect_invalid_token(client, token)
 
 

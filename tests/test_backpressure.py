@@ -7,6 +7,7 @@ engine (as in production) and the tests look at the pool while the slow work is 
 """
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import pytest
@@ -118,7 +119,9 @@ async def test_no_connection_is_held_while_a_request_hashes_decodes_or_uploads(
     if what == "image":
         seen = record_connections_during(monkeypatch, images, "make_profile_picture", live_engine)
     if what == "s3":
-        s3_client = storage.get_storage().client
+        backend = storage.get_storage()
+        assert isinstance(backend, storage.S3Storage)
+        s3_client = backend.client
         seen = record_connections_during(monkeypatch, s3_client, "put_object", live_engine)
 
     if route == "register":
@@ -172,7 +175,7 @@ async def test_password_changes_in_progress_leave_the_pool_to_everyone_else(live
 
     monkeypatch.setattr(auth.password_hash, "verify_and_update", held_verify)
     # A worker per change, so they all hash at the same time.
-    monkeypatch.setattr(auth, "_hash_pool", auth.ThreadPoolExecutor(max_workers=POOL_SIZE))
+    monkeypatch.setattr(auth, "_hash_pool", ThreadPoolExecutor(max_workers=POOL_SIZE))
     monkeypatch.setattr(auth, "HASH_WORKERS", POOL_SIZE)
     changes = []
 

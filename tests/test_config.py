@@ -2,6 +2,7 @@
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ RANDOM_KEYS = [
     "0d67078d69e8f6b1641b3f77328b007e48e212586ca6b20b3019f0ec0a1b10fd",
     "0b1f6b5e9f3d2a47c8e16d03a9b2f574",
 ]
-PRODUCTION = {
+PRODUCTION: dict[str, Any] = {
     "_env_file": None,
     "environment": "production",
     "secret_key": RANDOM_KEYS[0],
@@ -42,11 +43,11 @@ PRODUCTION = {
 def test_missing_secret_key_is_generated_once_and_kept_private(tmp_path, caplog):
     first = Settings(_env_file=None, secret_key=None, data_dir=tmp_path)
     key_file = tmp_path / "secret_key"
-    assert key_file.read_text() == first.secret_key.get_secret_value()
-    assert len(first.secret_key.get_secret_value()) >= 32
+    assert key_file.read_text() == first.jwt_secret
+    assert len(first.jwt_secret) >= 32
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert "generated one" in caplog.text
-    assert first.secret_key.get_secret_value() not in caplog.text
+    assert first.jwt_secret not in caplog.text
 
     second = Settings(_env_file=None, secret_key=None, data_dir=tmp_path)
     assert second.secret_key == first.secret_key
@@ -54,7 +55,7 @@ def test_missing_secret_key_is_generated_once_and_kept_private(tmp_path, caplog)
 
 def test_placeholder_secret_key_is_replaced_in_development(tmp_path):
     settings = Settings(_env_file=None, secret_key="change-me", data_dir=tmp_path)
-    assert settings.secret_key.get_secret_value() != "change-me"
+    assert settings.jwt_secret != "change-me"
 
 
 @pytest.mark.parametrize("secret_key", [None, "", "change-me", "too-short-for-production"])
@@ -66,7 +67,7 @@ def test_production_refuses_a_missing_placeholder_or_short_secret_key(tmp_path, 
 
 def test_production_accepts_a_real_secret_key(tmp_path):
     settings = Settings(**PRODUCTION)
-    assert settings.secret_key.get_secret_value() == RANDOM_KEYS[0]
+    assert settings.jwt_secret == RANDOM_KEYS[0]
 
 
 def test_production_refuses_the_embedded_database(tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_production_refuses_a_long_but_predictable_secret_key(secret_key):
 @pytest.mark.parametrize("secret_key", RANDOM_KEYS)
 def test_production_accepts_random_secret_keys(secret_key):
     settings = Settings(**{**PRODUCTION, "secret_key": secret_key})
-    assert settings.secret_key.get_secret_value() == secret_key
+    assert settings.jwt_secret == secret_key
 
 
 @pytest.mark.parametrize("secret_key", PREDICTABLE_KEYS)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import schemas
 from main import app
@@ -40,13 +41,15 @@ def requests_for_every_route() -> list[tuple[str, str]]:
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, Mount):  # static files: one that exists, and one that does not
+            static: StaticFiles = route.app  # type: ignore[assignment]  # every Mount here serves files
             files = sorted(
-                f for d in route.app.all_directories for f in Path(d).iterdir() if f.is_file()
+                f for d in static.all_directories for f in Path(d).iterdir() if f.is_file()
             )
             if files:
                 requests.append(("GET", f"{context.path}/{files[0].name}"))
             requests.append(("GET", f"{context.path}/no-such-file.txt"))
         elif isinstance(route, Route):  # API routes, pages, /openapi.json, the docs pages
+            assert context.path is not None and context.methods is not None
             path = re.sub(r"\{[^}]+\}", "1", context.path)
             requests += [(method, path) for method in sorted(context.methods)]
         else:

@@ -11,7 +11,7 @@ import email_utils
 import models
 from config import settings
 from schemas import Detail
-from tests.conftest import DEFAULT_PASSWORD, login_user
+from tests.conftest import DEFAULT_PASSWORD, body_of, login_user
 
 pytestmark = pytest.mark.anyio
 
@@ -170,15 +170,15 @@ def test_email_changed_notice_has_text_and_html_naming_the_new_address():
     message = email_utils.build_email_changed_notice("old@example.com", "alice", NEW_EMAIL)
     assert (message["To"], message["From"]) == ("old@example.com", settings.mail_from)
     assert message["Subject"] == email_utils.EMAIL_CHANGED_SUBJECT
-    text = message.get_body(("plain",)).get_content()
-    html = message.get_body(("html",)).get_content()
+    text = body_of(message, "plain")
+    html = body_of(message, "html")
     assert "Hello alice" in text and NEW_EMAIL in text
     assert "Hello alice" in html and NEW_EMAIL in html
 
 
 def test_email_changed_notice_escapes_the_username_in_html():
     message = email_utils.build_email_changed_notice("old@example.com", "<b>x</b>", NEW_EMAIL)
-    html = message.get_body(("html",)).get_content()
+    html = body_of(message, "html")
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
 
 

@@ -280,5 +280,5 @@ async def test_middlewares_pass_non_http_scopes_through():
         seen.append(scope["type"])
 
     for middleware in (BodyLimitMiddleware(inner), SecurityHeadersMiddleware(inner)):
-        await middleware({"type": "lifespan"}, None, None)
+        await middleware({"type": "lifespan"}, None, None)  # type: ignore[arg-type]  # never called for lifespan
     assert seen == ["lifespan", "lifespan"]

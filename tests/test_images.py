@@ -60,7 +60,8 @@ def assert_clean_jpeg(picture: bytes) -> Image.Image:
     return img
 
 
-def close_to(pixel: tuple, expected: tuple, tolerance: int = 40) -> bool:
+def close_to(pixel: object, expected: tuple[int, ...], tolerance: int = 40) -> bool:
+    assert isinstance(pixel, tuple), pixel
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
 
 

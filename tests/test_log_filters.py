@@ -112,6 +112,7 @@ def test_uvicorn_access_log_never_shows_a_reset_token():
     watchdog.start()
     try:
         started = []
+        assert server.stdout is not None
         for line in server.stdout:
             started.append(line)
             if "Uvicorn running on" in line:

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import threading
 from collections import OrderedDict
+from typing import Any
 from unittest.mock import AsyncMock
 
 import pytest
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.anyio
 
 PASSWORD = "a sound passphrase"
 # What production requires besides the environment.
-PRODUCTION = {
+PRODUCTION: dict[str, Any] = {
     "secret_key": secrets.token_urlsafe(48),
     "database_url": "postgresql+psycopg://blog:secret@db.internal:5432/blog",
     "mail_server": "smtp.example.com",
@@ -112,7 +113,7 @@ def test_a_client_is_its_ipv4_address_or_ipv6_64_else_one_shared_key(client, key
 
 
 async def test_clients_without_an_address_share_one_budget(client, limits_on):
-    transport = ASGITransport(app=app, client=None)
+    transport = ASGITransport(app=app, client=None)  # type: ignore[arg-type]  # no client address, as behind some proxies
     for n in range(allowed("rate_limit_login")):
         async with AsyncClient(transport=transport, base_url="http://test") as anonymous:
             assert (await login(anonymous, f"user{n}@example.com")).status_code == 401
@@ -459,6 +460,7 @@ def redis_url():
         text=True,
     )
     try:
+        assert server.stdout is not None
         for line in server.stdout:  # ends if the server exits
             if "Ready to accept connections" in line:
                 break
@@ -481,7 +483,7 @@ async def workers(redis_url, monkeypatch, limits_on):
 
     yield use
     for limiter in limiters:
-        await limiter.storage.bridge.storage.aclose()
+        await limiter.aclose()
 
 
 async def test_workers_sharing_redis_share_one_window(client, workers):
@@ -527,7 +529,7 @@ async def test_a_storage_that_never_answers_is_given_up_on_and_the_request_serve
         silent.listen(8)
         limiter = Limiter(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
         assert await limiter.retry_after(parse_rate("1/minute"), "scope", "key") is None
-        await limiter.storage.bridge.storage.aclose()
+        await limiter.aclose()
 
 
 def test_an_account_key_has_a_fixed_size_and_no_address_in_it():

@@ -297,6 +297,7 @@ async def test_no_cross_origin_access_by_default(client):
 def fresh_app_module(name: str):
     """main.py executed again as a new module: a second app built from the current settings."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "main.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

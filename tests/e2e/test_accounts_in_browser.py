@@ -65,7 +65,7 @@ def test_profile_picture_upload_shows_a_preview_then_the_picture_in_the_navigati
         "() => { const img = document.getElementById('nav-avatar');"
         " return img.complete && img.naturalWidth === 300; }"
     )
-    picture = page.request.get(page.locator("#nav-avatar").get_attribute("src"))
+    picture = page.request.get(page.locator("#nav-avatar").get_attribute("src") or "")
     assert picture.status == 200
     assert picture.headers["content-type"] == "image/jpeg"
 
@@ -95,11 +95,14 @@ def test_forgotten_password_is_reset_from_the_mailed_link_and_the_new_one_logs_i
     mail = sink.message_to(user.email)
     assert mail["Subject"] == "Reset your password"
     plain = mail.get_body(("plain",)).get_content()
-    link = re.search(r"\S+/reset-password\?token=\S+", plain).group(0)
+    found = re.search(r"\S+/reset-password\?token=\S+", plain)
+    assert found, plain
+    link = found.group(0)
     assert link.startswith(f"{live_server}/reset-password?token=")
     assert f'href="{link}"' in mail.get_body(("html",)).get_content()
 
     response = page.goto(link)
+    assert response is not None
     assert response.headers["referrer-policy"] == "no-referrer"
     page.get_by_label("New password").fill("short")
     page.get_by_role("button", name="Set new password").click()

@@ -61,7 +61,9 @@ import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from PIL import Image  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import (  # noqa: E402
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -94,6 +96,20 @@ def anyio_backend():
     return "asyncio"
 
 
+# Rows that tests committed and never removed, per table; counted before the tables are dropped.
+ROWS_LEFT_BEHIND: dict[str, int] = {}
+
+
+async def count_rows(conn: AsyncConnection) -> dict[str, int]:
+    """Rows per table of the app's schema, only the tables that have some."""
+    counts = {}
+    for table in Base.metadata.sorted_tables:
+        rows = await conn.scalar(select(func.count()).select_from(table))
+        if rows:
+            counts[table.name] = rows
+    return counts
+
+
 @pytest.fixture(scope="session")
 async def engine():
     engine = create_async_engine(TEST_DATABASE_URL, poolclass=NullPool)
@@ -102,8 +118,27 @@ async def engine():
         await conn.run_sync(Base.metadata.create_all)
     yield engine
     async with engine.begin() as conn:
+        ROWS_LEFT_BEHIND.update(await count_rows(conn))
         await conn.run_sync(Base.metadata.drop_all)
     await engine.dispose()
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown, even when stopped early
+def pytest_sessionfinish(session):
+    """A row some test left behind fails the run: a later test (in any order) could see it."""
+    if ROWS_LEFT_BEHIND and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if ROWS_LEFT_BEHIND:
+        counts = ", ".join(f"{table}: {rows}" for table, rows in ROWS_LEFT_BEHIND.items())
+        terminalreporter.section("rows left behind", red=True)
+        terminalreporter.line(
+            f"Tests left rows in the test database ({counts}). A test that commits through an "
+            "engine of its own must delete what it made, or later tests see it.",
+            red=True,
+        )
 
 
 @pytest.fixture

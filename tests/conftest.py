@@ -85,6 +85,16 @@ TEST_IMAGE = Path(__file__).parent / "test_image.jpeg"
 DEFAULT_PASSWORD = "correct horse battery"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own tmp_path factory reads the option
+def pytest_configure(config):
+    """tmp_path folders inside this run's scratch folder, not in the shared
+    /tmp/pytest-of-<user>: every pytest run that starts (another checkout's, a test's own
+    sub-run) resets that one to mode 0700, and an embedded PostgreSQL there (run as another
+    user when the suite runs as root) loses access to its data folder."""
+    if config.option.basetemp is None:
+        config.option.basetemp = _scratch / "tmp"
+
+
 def pytest_unconfigure(config):
     if _embedded is not None:
         _embedded.cleanup()

@@ -1,0 +1,49 @@
+"""Pictures on local disk: what the backend does with keys, missing files and disk errors."""
+
+import logging
+
+import pytest
+
+import storage
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def backend(tmp_path, monkeypatch):
+    """The local-disk backend, also as the app's storage."""
+    local = storage.LocalStorage(tmp_path / "media")
+    monkeypatch.setattr(storage, "get_storage", lambda: local)
+    return local
+
+
+async def test_a_key_outside_the_media_folder_is_refused_by_name(backend):
+    with pytest.raises(storage.StorageError) as refused:
+        await backend.delete("../../etc/passwd")
+    assert str(refused.value) == "key outside the media folder: '../../etc/passwd'"
+
+
+async def test_deleting_a_picture_that_is_already_gone_succeeds(backend, caplog):
+    with caplog.at_level(logging.ERROR, logger="storage"):
+        await backend.delete("profile_pics/gone.jpg")
+        await storage.delete_picture_quietly("gone.jpg")
+    assert caplog.records == []
+
+
+async def test_a_picture_that_cannot_be_deleted_is_logged_with_the_reason(backend, caplog):
+    (backend.root / "profile_pics" / "stuck.jpg").mkdir(parents=True)  # unlink() refuses it
+
+    with pytest.raises(storage.StorageError, match="Is a directory"):
+        await backend.delete("profile_pics/stuck.jpg")
+    with caplog.at_level(logging.ERROR, logger="storage"):
+        await storage.delete_picture_quietly("stuck.jpg")  # an orphan file, not a failed request
+
+    assert "Could not delete old profile picture stuck.jpg" in caplog.text
+    assert "StorageError: [Errno 21] Is a directory" in caplog.text
+
+
+async def test_a_picture_that_cannot_be_written_fails_with_the_reason(backend):
+    (backend.root / "profile_pics" / "taken.jpg").mkdir(parents=True)  # write_bytes() refuses
+
+    with pytest.raises(storage.StorageError, match="Is a directory"):
+        await backend.save("profile_pics/taken.jpg", b"jpeg", "image/jpeg")

@@ -1,6 +1,7 @@
 """How the reset mail reaches the SMTP server: login, STARTTLS, and what the log says."""
 
 import logging
+from email import message_from_bytes, policy
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -17,6 +18,7 @@ pytestmark = [
 ]
 
 TOKEN = "tok_abc-123"
+MAIL_HOST = "127.0.0.2"  # loopback too, but not what "localhost" resolves to
 
 
 def app_log(caplog) -> list[str]:
@@ -47,14 +49,14 @@ def inbox(monkeypatch):
     inbox = Inbox()
     controller = Controller(
         inbox,
-        hostname="127.0.0.1",
+        hostname=MAIL_HOST,
         port=free_port(),
         authenticator=inbox.authenticate,
         auth_required=True,
         auth_require_tls=False,
     )
     controller.start()
-    monkeypatch.setattr(settings, "mail_server", "127.0.0.1")
+    monkeypatch.setattr(settings, "mail_server", MAIL_HOST)
     monkeypatch.setattr(settings, "mail_port", controller.port)
     monkeypatch.setattr(settings, "mail_use_tls", False)
     monkeypatch.setattr(settings, "mail_username", "blog-mailer")
@@ -68,7 +70,10 @@ async def test_the_mail_is_sent_with_the_configured_login(inbox, caplog):
         await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
 
     assert inbox.logins == [("blog-mailer", "smtp password")]
-    assert [envelope.rcpt_tos for envelope in inbox.messages] == [["alice@example.com"]]
+    [envelope] = inbox.messages
+    assert envelope.rcpt_tos == ["alice@example.com"]
+    mail = message_from_bytes(envelope.content, policy=policy.default)
+    assert mail.get_body(("plain",)).get_content().startswith("Hello alice,")
     assert app_log(caplog) == ["Password reset mail sent to alice@example.com"]
 
 

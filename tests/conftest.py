@@ -92,6 +92,9 @@ def pytest_configure(config):
     sub-run) resets that one to mode 0700, and an embedded PostgreSQL there (run as another
     user when the suite runs as root) loses access to its data folder."""
     if config.option.basetemp is None:
+        # Made again for a second session in one process (mutmut's workers): the first one's
+        # unconfigure removed it.
+        _scratch.mkdir(mode=0o700, exist_ok=True)
         config.option.basetemp = _scratch / "tmp"
 
 
@@ -123,6 +126,7 @@ async def count_rows(conn: AsyncConnection) -> dict[str, int]:
 @pytest.fixture(scope="session")
 async def engine():
     engine = create_async_engine(TEST_DATABASE_URL, poolclass=NullPool)
+    ROWS_LEFT_BEHIND.clear()  # a second session in one process starts afresh
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.drop_all)
         await conn.run_sync(Base.metadata.create_all)

@@ -104,3 +104,10 @@ def test_a_frontend_url_with_a_trailing_slash_gives_a_clean_link(monkeypatch):
     message = email_utils.build_password_reset_email("a@example.com", "alice", TOKEN)
     text = message.get_body(("plain",)).get_content()
     assert f"https://blog.example.com/reset-password?token={TOKEN}\n" in text
+
+
+def test_a_frontend_url_under_a_path_keeps_its_path(monkeypatch):
+    monkeypatch.setattr(settings, "frontend_url", "https://example.com/BLOGX/")
+    assert (
+        email_utils.reset_link(TOKEN) == f"https://example.com/BLOGX/reset-password?token={TOKEN}"
+    )

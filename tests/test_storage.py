@@ -47,3 +47,8 @@ async def test_a_picture_that_cannot_be_written_fails_with_the_reason(backend):
 
     with pytest.raises(storage.StorageError, match="Is a directory"):
         await backend.save("profile_pics/taken.jpg", b"jpeg", "image/jpeg")
+
+
+def test_an_s3_endpoint_loses_only_its_trailing_slash():
+    backend = storage.S3Storage("pics", region="auto", endpoint_url="http://127.0.0.1:9000/BOX/")
+    assert backend.url("profile_pics/a.jpg") == "http://127.0.0.1:9000/BOX/pics/profile_pics/a.jpg"

@@ -38,7 +38,9 @@ async def test_a_picture_that_cannot_be_deleted_is_logged_with_the_reason(backen
     with caplog.at_level(logging.ERROR, logger="storage"):
         await storage.delete_picture_quietly("stuck.jpg")  # an orphan file, not a failed request
 
-    assert "Could not delete old profile picture stuck.jpg" in caplog.text
+    assert [record.getMessage() for record in caplog.records] == [
+        "Could not delete old profile picture stuck.jpg"
+    ]
     assert "StorageError: [Errno 21] Is a directory" in caplog.text
 
 
@@ -52,3 +54,17 @@ async def test_a_picture_that_cannot_be_written_fails_with_the_reason(backend):
 def test_an_s3_endpoint_loses_only_its_trailing_slash():
     backend = storage.S3Storage("pics", region="auto", endpoint_url="http://127.0.0.1:9000/BOX/")
     assert backend.url("profile_pics/a.jpg") == "http://127.0.0.1:9000/BOX/pics/profile_pics/a.jpg"
+
+
+def test_the_s3_client_gives_up_on_a_hung_store_within_seconds(aws):
+    """A hung S3 must not hold a request for minutes: 5 s to connect, 10 s to answer, and
+    the first try plus two retries."""
+    config = storage.S3Storage("pics", region="us-east-1").client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (5, 10)
+    assert config.retries["total_max_attempts"] == 3
+
+
+async def test_an_s3_refusal_fails_with_the_reason(aws):
+    backend = storage.S3Storage("no-such-bucket", region="us-east-1")
+    with pytest.raises(storage.StorageError, match="NoSuchBucket"):
+        await backend.save("profile_pics/a.jpg", b"jpeg", "image/jpeg")

@@ -5,6 +5,7 @@ import logging
 import pytest
 
 import storage
+from tests.conftest import TEST_BUCKET
 
 pytestmark = pytest.mark.anyio
 
@@ -68,3 +69,10 @@ async def test_an_s3_refusal_fails_with_the_reason(aws):
     backend = storage.S3Storage("no-such-bucket", region="us-east-1")
     with pytest.raises(storage.StorageError, match="NoSuchBucket"):
         await backend.save("profile_pics/a.jpg", b"jpeg", "image/jpeg")
+
+
+async def test_a_picture_on_s3_is_served_as_a_jpeg(s3):
+    backend = storage.S3Storage(TEST_BUCKET, region="us-east-1")
+    await backend.save("profile_pics/a.jpg", b"jpeg", "image/jpeg")
+    stored = s3.head_object(Bucket=TEST_BUCKET, Key="profile_pics/a.jpg")
+    assert stored["ContentType"] == "image/jpeg"  # a browser shows it rather than downloading it

@@ -19,3 +19,11 @@ def test_a_mid_grey_16_bit_greyscale_picture_stays_mid_grey():
     upload = BytesIO()
     Image.new("I;16", (64, 64), 32768).save(upload, "PNG")
     assert abs(grey_level(make_profile_picture(upload.getvalue())) - 128) <= 3
+
+
+def test_the_transparent_part_of_a_palette_picture_turns_white():
+    palette = Image.new("P", (64, 64), 0)
+    palette.putpalette([0, 0, 0] * 256)  # every colour black: only transparency makes white
+    upload = BytesIO()
+    palette.save(upload, "PNG", transparency=0)
+    assert grey_level(make_profile_picture(upload.getvalue())) >= 250

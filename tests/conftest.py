@@ -62,7 +62,9 @@ import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from PIL import Image  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import (  # noqa: E402
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -85,6 +87,19 @@ TEST_IMAGE = Path(__file__).parent / "test_image.jpeg"
 DEFAULT_PASSWORD = "correct horse battery"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own tmp_path factory reads the option
+def pytest_configure(config):
+    """tmp_path folders inside this run's scratch folder, not in the shared
+    /tmp/pytest-of-<user>: every pytest run that starts (another checkout's, a test's own
+    sub-run) resets that one to mode 0700, and an embedded PostgreSQL there (run as another
+    user when the suite runs as root) loses access to its data folder."""
+    if config.option.basetemp is None:
+        # Made again for a second session in one process (mutmut's workers): the first one's
+        # unconfigure removed it.
+        _scratch.mkdir(mode=0o700, exist_ok=True)
+        config.option.basetemp = _scratch / "tmp"
+
+
 def pytest_unconfigure(config):
     if _embedded is not None:
         _embedded.cleanup()
@@ -96,16 +111,50 @@ def anyio_backend():
     return "asyncio"
 
 
+# Rows that tests committed and never removed, per table; counted before the tables are dropped.
+ROWS_LEFT_BEHIND: dict[str, int] = {}
+
+
+async def count_rows(conn: AsyncConnection) -> dict[str, int]:
+    """Rows per table of the app's schema, only the tables that have some."""
+    counts = {}
+    for table in Base.metadata.sorted_tables:
+        rows = await conn.scalar(select(func.count()).select_from(table))
+        if rows:
+            counts[table.name] = rows
+    return counts
+
+
 @pytest.fixture(scope="session")
 async def engine():
     engine = create_async_engine(TEST_DATABASE_URL, poolclass=NullPool)
+    ROWS_LEFT_BEHIND.clear()  # a second session in one process starts afresh
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.drop_all)
         await conn.run_sync(Base.metadata.create_all)
     yield engine
     async with engine.begin() as conn:
+        ROWS_LEFT_BEHIND.update(await count_rows(conn))
         await conn.run_sync(Base.metadata.drop_all)
     await engine.dispose()
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown, even when stopped early
+def pytest_sessionfinish(session):
+    """A row some test left behind fails the run: a later test (in any order) could see it."""
+    if ROWS_LEFT_BEHIND and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if ROWS_LEFT_BEHIND:
+        counts = ", ".join(f"{table}: {rows}" for table, rows in ROWS_LEFT_BEHIND.items())
+        terminalreporter.section("rows left behind", red=True)
+        terminalreporter.line(
+            f"Tests left rows in the test database ({counts}). A test that commits through an "
+            "engine of its own must delete what it made, or later tests see it.",
+            red=True,
+        )
 
 
 @pytest.fixture

@@ -32,7 +32,9 @@ async def live(engine, s3):
         yield client, sessions
     app.dependency_overrides.clear()
     async with sessions() as session:
-        await session.execute(delete(models.User).where(models.User.username.startswith(PREFIX)))
+        # Case-insensitively: some racing names are upper case ("RACEDUP"), and any of them may win.
+        made_here = func.lower(models.User.username).startswith(PREFIX)
+        await session.execute(delete(models.User).where(made_here))
         await session.commit()
     await live_engine.dispose()
 

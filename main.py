@@ -2,6 +2,7 @@
 
 import gc
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,21 +11,25 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+import docs
 import errors
+import log_filters
 from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
+from ratelimit import limiter
 from routers import comments, health, pages, posts, tags, users
 from security_headers import SecurityHeadersMiddleware
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 for chatty in ("watchfiles", "alembic.runtime.plugins"):
     logging.getLogger(chatty).setLevel(logging.WARNING)
+log_filters.install()  # no reset token from a request line in the access log
 HERE = Path(__file__).parent
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if EMBEDDED:  # zero-setup development: bring the embedded database up to date
         await run_in_threadpool(upgrade_to_head)
     # What is loaded by now lives as long as the process: frozen, the garbage collector's full
@@ -33,14 +38,18 @@ async def lifespan(app: FastAPI):
     gc.collect()
     gc.freeze()
     yield
+    await limiter.aclose()
     await engine.dispose()
     await read_engine.dispose()
+    await health.probe_engine.dispose()
 
 
 app = FastAPI(
     title="Blog API",
     summary="Users, posts and profile pictures, with HTML pages.",
     lifespan=lifespan,
+    docs_url=None,  # docs.py serves /docs and /redoc without a CDN
+    redoc_url=None,
 )
 app.add_middleware(BodyLimitMiddleware)  # inside the headers, so a 413 carries them too
 app.add_middleware(SecurityHeadersMiddleware)
@@ -59,7 +68,9 @@ app.include_router(comments.router)
 app.include_router(tags.router)
 app.include_router(health.router)
 app.include_router(pages.router)
+app.include_router(docs.router)
 
+app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 # StaticFiles answers 500 for a folder that does not exist (as with S3, until a local upload).
 settings.media_dir.mkdir(parents=True, exist_ok=True)

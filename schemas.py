@@ -2,7 +2,7 @@
 
 import re
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from fastapi import Path, Query
 from pydantic import (
@@ -12,11 +12,15 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
     computed_field,
+    field_validator,
     model_validator,
 )
 
+from passwords import password_problem, personal_problem
 from storage import public_url
+from usernames import normalise_username
 
 
 class Detail:
@@ -42,6 +46,8 @@ class Detail:
     DELETE_POST_FORBIDDEN = "Not authorized to delete this post"
     RATE_LIMITED = "Too many requests. Please try again later."
     DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please try again."
+    PASSWORD_CHECKS_BUSY = "Too many password checks in progress. Please try again in a moment."
+    IMAGES_BUSY = "Too many pictures are being processed. Please try again in a moment."
     COMMENT_NOT_FOUND = "Comment not found"
     UPDATE_COMMENT_FORBIDDEN = "Not authorized to update this comment"
     DELETE_COMMENT_FORBIDDEN = "Not authorized to delete this comment"
@@ -64,10 +70,26 @@ def storable_text(value: str) -> str:
 
 
 Text = AfterValidator(storable_text)
+# NFKC, no control/format/bidi characters, something visible (usernames.py); the database
+# keeps one owner per confusable skeleton.
 Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Text
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+    Text,
+    AfterValidator(normalise_username),
 ]
-Password = Annotated[str, Field(min_length=8, max_length=1024), Text]
+
+
+def acceptable_password(value: str) -> str:
+    """Not a common password, not blank (passwords.py)."""
+    if problem := password_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+Password = Annotated[
+    str, Field(min_length=8, max_length=1024), Text, AfterValidator(acceptable_password)
+]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text]
 Content = Annotated[str, Field(min_length=1, max_length=100_000), Text]
 Email = Annotated[EmailStr, Field(max_length=320), Text]
@@ -118,14 +140,39 @@ class Token(BaseModel):
 
 
 class UserCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "ada",
+                    "email": "ada@example.com",
+                    "password": "analytical-engine-1843",
+                }
+            ]
+        }
+    )
+
     username: Username
     email: Email
     password: Password
 
+    @field_validator("password")
+    @classmethod
+    def _not_personal(cls, password: str, info: ValidationInfo) -> str:
+        # A username or email that failed its own validation is missing: compare with the other.
+        username, email = info.data.get("username", ""), info.data.get("email", "")
+        if problem := personal_problem(password, username=username, email=email):
+            raise ValueError(problem)
+        return password
+
 
 class UserUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"username": "ada_lovelace"}]})
+
     username: Username | None = None
     email: Email | None = None
+    # Needed only when the email changes: a stolen session alone cannot take over the account.
+    current_password: Annotated[str, Field(max_length=1024), Text] | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
@@ -134,15 +181,39 @@ class UserUpdate(BaseModel):
 
 
 class PasswordChange(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "analytical-engine-1843",
+                    "new_password": "difference-engine-1822",
+                }
+            ]
+        }
+    )
+
     current_password: Annotated[str, Field(max_length=1024), Text]
     new_password: Password
 
 
 class ForgotPassword(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+
     email: Email
 
 
 class ResetPassword(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "the-token-from-the-mailed-link",
+                    "new_password": "difference-engine-1822",
+                }
+            ]
+        }
+    )
+
     token: Annotated[str, Field(min_length=1, max_length=200), Text]
     new_password: Password
 
@@ -154,7 +225,7 @@ class UserPublic(BaseModel):
     username: str
     image_file: str | None
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use of @property
     @property
     def image_path(self) -> str:
         return public_url(self.image_file)
@@ -164,7 +235,17 @@ class UserPrivate(UserPublic):
     email: str
 
 
+POST_EXAMPLE = {
+    "title": "Notes on the engine",
+    "content": "It weaves *algebraic* patterns.",
+    "tags": ["history", "computing"],
+    "published": True,
+}
+
+
 class PostCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [POST_EXAMPLE]})
+
     title: Title
     content: Annotated[Content, Field(description="Markdown")]
     tags: Tags = []
@@ -173,6 +254,8 @@ class PostCreate(BaseModel):
 
 class PostReplace(BaseModel):
     """PUT: title and content; tags and published stay as they are when left out."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [POST_EXAMPLE]})
 
     title: Title
     content: Annotated[Content, Field(description="Markdown")]
@@ -186,6 +269,10 @@ class PostReplace(BaseModel):
 
 
 class PostUpdate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"title": "Notes on the Analytical Engine"}]}
+    )
+
     title: Title | None = None
     content: Content | None = None
     tags: Tags | None = None
@@ -198,6 +285,8 @@ class PostUpdate(BaseModel):
 
 
 class PostPreview(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"content": "Some **bold** words."}]})
+
     content: Annotated[Content, Field(description="Markdown")]
 
 
@@ -237,6 +326,8 @@ class TagCount(BaseModel):
 
 
 class CommentCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"content": "Thank you for this."}]})
+
     content: Annotated[CommentText, Field(description="Plain text")]
 
 
@@ -272,6 +363,18 @@ CommentLimit = Annotated[int, Query(ge=1, le=100)]
 TagFilter = Annotated[Tag | None, Query(max_length=100, description="Only posts with this tag")]
 
 
-def errors(*codes: int) -> dict[int | str, dict]:
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """Document the error statuses a route can answer, with the shared error body."""
     return {code: {"model": ErrorResponse} for code in codes}
+
+
+# The login form is FastAPI's OAuth2PasswordRequestForm: its example joins the operation here.
+LOGIN_FORM_OPENAPI = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "example": {"username": "ada@example.com", "password": "analytical-engine-1843"}
+            }
+        }
+    }
+}

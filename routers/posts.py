@@ -26,6 +26,7 @@ from auth import CurrentUser, ViewerId
 from config import settings
 from content import render_post
 from database import ReadDep, SessionDep
+from ratelimit import post_limit
 from schemas import (
     Detail,
     Limit,
@@ -282,7 +283,8 @@ async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None, tag: TagF
     "",
     response_model=PostResponse,
     status_code=status.HTTP_201_CREATED,
-    responses=errors(400, 401, 413),
+    responses=errors(400, 401, 413, 429),
+    dependencies=[Depends(post_limit)],
 )
 async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep):
     """Write a post in Markdown as the current user; `published: false` keeps it a draft."""

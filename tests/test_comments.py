@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 import models
-from ratelimit import comment_limit
+from config import settings
 from tests.conftest import create_test_post, create_user_and_login
 
 pytestmark = pytest.mark.anyio
@@ -212,8 +212,8 @@ async def test_deleting_a_user_deletes_their_comments_everywhere(
 
 
 async def test_commenting_is_limited_per_client(client, bob, post, monkeypatch):
-    monkeypatch.setattr("ratelimit.settings.rate_limit_enabled", True)
-    monkeypatch.setattr(comment_limit, "limit", 2)
+    monkeypatch.setattr(settings, "rate_limit_enabled", True)
+    monkeypatch.setattr(settings, "rate_limit_comment", "2/minute")
     for _ in range(2):
         await comment(client, post["id"], bob[1])
     response = await client.post(

@@ -32,7 +32,9 @@ async def live(engine, s3):
         yield client, sessions
     app.dependency_overrides.clear()
     async with sessions() as session:
-        await session.execute(delete(models.User).where(models.User.username.startswith(PREFIX)))
+        # Case-insensitively: some racing names are upper case ("RACEDUP"), and any of them may win.
+        made_here = func.lower(models.User.username).startswith(PREFIX)
+        await session.execute(delete(models.User).where(made_here))
         await session.commit()
     await live_engine.dispose()
 
@@ -220,3 +222,19 @@ async def test_concurrent_edits_and_delete_of_one_user_never_fail(live):
     assert set(statuses) <= {200, 204, 401, 404}, statuses
     async with sessions() as session:
         assert await session.get(models.User, user["id"]) is None
+
+
+async def test_concurrent_registrations_of_look_alike_usernames_create_exactly_one_account(live):
+    client, _sessions = live
+    # Latin, Cyrillic а, Ukrainian і, both, fullwidth ａ: one look, so one account.
+    tails = ["alice", "\u0430lice", "al\u0456ce", "\u0430l\u0456ce", "\uff41lice"] * 2
+    responses = await gather(
+        *[
+            lambda n=n, tail=tail: register(client, f"{PREFIX}-{tail}", f"{PREFIX}{n}@example.com")
+            for n, tail in enumerate(tails)
+        ]
+    )
+    assert sorted(r.status_code for r in responses) == [201] + [400] * (len(tails) - 1)
+    for response in responses:
+        if response.status_code == 400:
+            assert response.json() == {"detail": Detail.USERNAME_EXISTS}

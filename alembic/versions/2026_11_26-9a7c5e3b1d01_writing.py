@@ -1,7 +1,7 @@
 """writing: Markdown rendered to HTML, tags, drafts, comments
 
 Revision ID: 9a7c5e3b1d01
-Revises: 5d1916e1dd2a
+Revises: d4a9c3e8b2f0
 Create Date: 2026-11-26 03:24:24.535595
 
 Existing posts are back-filled: their Markdown is rendered (content.py), they stay published,
@@ -18,7 +18,7 @@ from content import render_post
 
 # revision identifiers, used by Alembic.
 revision: str = "9a7c5e3b1d01"
-down_revision: str | Sequence[str] | None = "5d1916e1dd2a"
+down_revision: str | Sequence[str] | None = "d4a9c3e8b2f0"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

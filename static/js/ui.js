@@ -58,9 +58,21 @@ export function onSubmit(form, action) {
   });
 }
 
-/** A local path to go to after logging in; never another site. */
+/**
+ * Where to go after logging in: `next` when it resolves to this site, else the home page.
+ * The browser's own URL parser decides, so every spelling it would follow elsewhere
+ * (`/\host`, `//host`, tabs or newlines inside, `javascript:`) is caught as it would be read.
+ */
 export function safeNext(value) {
-  return value && value.startsWith("/") && !value.startsWith("//") ? value : "/";
+  const home = "/";
+  if (!value) return home;
+  let url;
+  try {
+    url = new URL(value, window.location.origin);
+  } catch {
+    return home;
+  }
+  return url.origin === window.location.origin ? url.pathname + url.search + url.hash : home;
 }
 
 const DATE_FORMAT = new Intl.DateTimeFormat("en-US", { month: "long", day: "numeric", year: "numeric" });

@@ -1,4 +1,10 @@
-"""Engines, sessions, the declarative `Base` and the `get_db` / `get_read_db` dependencies."""
+"""Engines, sessions, the declarative `Base` and the `get_db` / `get_read_db` dependencies.
+
+Every route reaches the database through `get_db`. The public reads take `get_read_db`, a
+sub-dependency of it: on the app's own session that is a connection of the read engine (see
+`get_read_db`); on any other session (a test's, say) it is that session's own connection. So a
+test that overrides `get_db` alone sees every route, reads included, through its session.
+"""
 
 import time
 from collections.abc import AsyncIterator
@@ -57,7 +63,9 @@ POOL_TIMEOUT_SECONDS = 10
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
-def make_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
+def make_engine(
+    url: str, *, autocommit: bool = False, statement_timeout_ms: int | None = None
+) -> AsyncEngine:
     """The app's engine; `autocommit=True` gives the engine of the read-only routes.
 
     A read of one statement needs no transaction: in autocommit mode PostgreSQL runs it in its
@@ -65,15 +73,25 @@ def make_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
     (two round trips, each through the greenlet bridge) go away; the benchmark's list serves
     about a third more pages without them. Nothing can be left open on such a connection, so
     the pool skips the reset.
+
+    The read engine also gets a `statement_timeout` (`DB_READ_STATEMENT_TIMEOUT_MS`, sent as a
+    startup option: no round trip): a public read that runs longer, because the table is
+    locked or the query went wrong at scale, is cancelled by PostgreSQL and answered with a
+    503 (errors.py) instead of holding a connection and a core while every other read queues.
     """
     options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    if autocommit and statement_timeout_ms is None:
+        statement_timeout_ms = settings.db_read_statement_timeout_ms
+    connect_args: dict = {"connect_timeout": 5}
+    if statement_timeout_ms:  # 0: no limit, as in PostgreSQL
+        connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
     engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=POOL_TIMEOUT_SECONDS,
         # A database that is down answers 503 within seconds instead of holding the request.
-        connect_args={"connect_timeout": 5},
+        connect_args=connect_args,
         **options,
     )
     ping_after_idle(engine.sync_engine)
@@ -106,15 +124,27 @@ def ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError("the connection was closed while idle") from error
 
 
+# The key of `Session.info` under which a session made by the app carries its read engine.
+READ_ENGINE = "read_engine"
+
+
+def make_sessionmaker(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessionmaker:
+    """Sessions that write on `engine` and hand the public reads a connection of `read_engine`."""
+    return async_sessionmaker(engine, expire_on_commit=False, info={READ_ENGINE: read_engine})
+
+
 engine = make_engine(DATABASE_URL)
 read_engine = make_engine(DATABASE_URL, autocommit=True)
-SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
+SessionLocal = make_sessionmaker(engine, read_engine)
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:
-    """An ORM session, for every route that writes (and the reads that need ORM objects)."""
+    """An ORM session: every route's way to the database (the reads through `get_read_db`)."""
     async with SessionLocal() as session:
         yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_db)]
 
 
 # SQLAlchemy's asyncio pool lets a request that just arrived take a connection handed back
@@ -140,13 +170,26 @@ async def read_turn() -> AsyncIterator[None]:
         _read_turns.release_on_behalf_of(borrower)
 
 
-async def get_read_db() -> AsyncIterator[AsyncConnection]:
-    """A Core connection in autocommit mode, for the public reads: the hottest paths."""
-    async with read_turn(), read_engine.connect() as connection:
+async def get_read_db(session: SessionDep) -> AsyncIterator[AsyncConnection]:
+    """A Core connection for the public reads (the hottest paths), taken from `get_db`'s session.
+
+    The app's own session carries its read engine: the read gets a connection of it, in
+    autocommit mode, after waiting its turn. Nothing else touches the session, so it never
+    opens a connection of its own and closing it costs nothing. Any other session (a test's
+    override of `get_db`, joined to the test's transaction) is read through directly: the
+    reads then see what the test wrote.
+
+    A route that writes with the session and reads with this connection would not see its own
+    uncommitted writes here: routes either read here or write with the session, never both.
+    """
+    own_read_engine = session.info.get(READ_ENGINE)
+    if own_read_engine is None:
+        yield await session.connection()
+        return
+    async with read_turn(), own_read_engine.connect() as connection:
         yield connection
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_db)]
 ReadDep = Annotated[AsyncConnection, Depends(get_read_db)]
 
 

@@ -78,11 +78,14 @@ async def test_a_post_is_read_with_its_author_in_one_query(client, engine, autho
 
 async def test_public_reads_run_without_begin_or_rollback():
     """The read connection is in autocommit mode: a read leaves no transaction to roll back."""
-    async with aclosing(get_read_db()) as connections:
-        connection = await anext(connections)
-        await connection.execute(select(models.Post.id).limit(1))
-        raw = await connection.get_raw_connection()
-        assert raw.driver_connection.info.transaction_status == TransactionStatus.IDLE
+    async with aclosing(get_db()) as sessions:
+        session = await anext(sessions)
+        async with aclosing(get_read_db(session)) as connections:
+            connection = await anext(connections)
+            await connection.execute(select(models.Post.id).limit(1))
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection.info.transaction_status == TransactionStatus.IDLE
+        assert not session.in_transaction()  # the session itself never touched the database
     await read_engine.dispose()
 
 

@@ -91,6 +91,35 @@ async def test_user_posts_page_of_missing_user_is_an_html_404(client):
     assert "User not found" in html
 
 
+LONG_POST = " ".join(f"word{n}" for n in range(1, 5001))  # 5,000 words, about 40 KB
+
+
+@pytest.mark.parametrize("path", ["/", "/users/{id}/posts"])
+async def test_list_pages_show_an_excerpt_of_each_post_not_the_whole_post(client, alice, path):
+    user, headers = alice
+    await create_test_post(client, headers, title="Long one", content=LONG_POST)
+    html = assert_html(await client.get(path.format(id=user["id"])))
+    [card_text] = re.findall(r'<p class="post-excerpt">(.*?)</p>', html, re.S)
+    assert card_text.startswith("word1 word2 word3 ")
+    assert card_text.endswith("…")
+    assert len(card_text) <= 200
+    assert "word5000" not in html
+
+
+async def test_list_pages_show_a_short_post_whole(client, alice):
+    _, headers = alice
+    await create_test_post(client, headers, content="Short\n\nand   sweet")
+    html = assert_html(await client.get("/"))
+    assert '<p class="post-excerpt">Short and sweet</p>' in html
+
+
+async def test_post_page_shows_the_whole_post(client, alice):
+    _, headers = alice
+    post = await create_test_post(client, headers, content=LONG_POST)
+    html = assert_html(await client.get(f"/posts/{post['id']}"))
+    assert "word5000" in html
+
+
 # --- One post --------------------------------------------------------------------------------
 
 

@@ -205,7 +205,16 @@ def within_skip_limit(skip: int) -> int:
     return skip
 
 
-Skip = Annotated[int, Query(ge=0), AfterValidator(within_skip_limit)]
+Skip = Annotated[
+    int,
+    # `le` would answer with pydantic's own message; the validator's points to cursors.
+    Query(
+        ge=0,
+        description="At most 10000: page deeper with cursor=",
+        json_schema_extra={"maximum": MAX_SKIP},
+    ),
+    AfterValidator(within_skip_limit),
+]
 Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS_PER_PAGE")]
 
 

@@ -6,6 +6,7 @@ writing, editing and the account page.
 """
 
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from database import ReadDep
-from routers.posts import PostReadDep, fetch_posts_page
+from routers.posts import PostReadDep, fetch_posts_page, turn_for_page
 from routers.users import PublicUserDep
 from schemas import MAX_SKIP, Detail
 
@@ -81,11 +82,13 @@ def render_error_page(
     return render(request, "error.html", context, status_code=status_code, headers=headers)
 
 
-def page_skip(skip: Annotated[int, Query(ge=0)] = 0) -> int:
-    """`skip` of a list page; deeper than the API allows, an error page pointing to cursors."""
+async def page_skip(skip: Annotated[int, Query(ge=0)] = 0) -> AsyncIterator[int]:
+    """`skip` of a list page, with its turn when deep (as the API's `page_offset`); deeper
+    than the API allows, an error page pointing to cursors."""
     if skip > MAX_SKIP:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=Detail.SKIP_TOO_DEEP)
-    return skip
+    async with turn_for_page(skip):
+        yield skip
 
 
 PageSkip = Annotated[int, Depends(page_skip)]

@@ -1,5 +1,7 @@
 """JSON API for posts."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
@@ -10,7 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 import models
 from auth import CurrentUser
 from config import settings
-from database import ReadDep, SessionDep
+from database import ReadDep, SessionDep, deep_read_turn
 from schemas import (
     MAX_SKIP,
     Detail,
@@ -157,6 +159,29 @@ async def fetch_posts_page(
     )
 
 
+# A page deeper than this walks over a thousand index entries (for its offset) on top of its
+# count: it waits for a turn among the deep pages before it takes a read connection.
+DEEP_SKIP = 1000
+
+
+@asynccontextmanager
+async def turn_for_page(skip: int) -> AsyncIterator[None]:
+    if skip < DEEP_SKIP:
+        yield
+    else:
+        async with deep_read_turn():
+            yield
+
+
+async def page_offset(skip: Skip = 0) -> AsyncIterator[int]:
+    """`skip`, with its turn when the page is deep. Declared before the read connection."""
+    async with turn_for_page(skip):
+        yield skip
+
+
+SkipDep = Annotated[int, Depends(page_offset)]
+
+
 def post_not_found() -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=Detail.POST_NOT_FOUND)
 
@@ -187,7 +212,7 @@ def ensure_author(post: models.Post, user: models.User, detail: str) -> None:
 
 
 @router.get("", response_model=PaginatedPosts)
-async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None):
+async def list_posts(skip: SkipDep, db: ReadDep, limit: Limit = None):
     """List posts, newest first."""
     return await fetch_posts_page(db, skip=skip, limit=limit)
 

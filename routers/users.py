@@ -28,7 +28,7 @@ from database import ReadDep, SessionDep
 from email_utils import send_password_reset_email
 from images import InvalidImage, process_profile_picture
 from ratelimit import login_limit, password_reset_limit, register_limit
-from routers.posts import fetch_posts_page
+from routers.posts import SkipDep, fetch_posts_page
 from schemas import (
     Detail,
     ForgotPassword,
@@ -39,7 +39,6 @@ from schemas import (
     PasswordChange,
     ResetPassword,
     ResourceId,
-    Skip,
     Token,
     UserCreate,
     UserPrivate,
@@ -276,7 +275,7 @@ async def get_user(user: PublicUserDep):
 
 
 @router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
-async def list_user_posts(user: PublicUserDep, db: ReadDep, skip: Skip = 0, limit: Limit = None):
+async def list_user_posts(skip: SkipDep, user: PublicUserDep, db: ReadDep, limit: Limit = None):
     """A user's posts, newest first."""
     return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)
 

@@ -3,11 +3,14 @@ read that runs too long is cancelled, and a post's size is bounded in bytes too.
 
 import logging
 
+import anyio
 import pytest
 from sqlalchemy import text
 
+import database
 from config import settings
-from database import make_engine
+from database import get_db, make_engine
+from main import app
 from routers.posts import COUNTED_UP_TO
 from schemas import MAX_SKIP, Detail
 from tests.conftest import TEST_DATABASE_URL, create_test_post, serve_app_from
@@ -169,3 +172,59 @@ async def test_content_up_to_the_limits_is_stored_whole(client, alice, content):
     _, headers = alice
     post = await create_test_post(client, headers, content=content)
     assert (await client.get(f"/api/posts/{post['id']}")).json()["content"] == content
+
+
+# --- deep pages take turns -------------------------------------------------------------------
+
+
+SHALLOW_READS = {"/api/posts?skip=999": 200, "/": 200, "/api/posts/1": 404, "/api/users/1": 404}
+
+
+async def test_deep_pages_wait_for_their_turn_holding_no_read_connection(client):
+    """While a deep page is served, the next waits for it, and lets every other read by."""
+    del app.dependency_overrides[get_db]  # the app's own session: reads take turns
+    # (It reads outside the test's transaction: the lists are empty, the profile is missing.)
+    responses = {}
+
+    async def get(url: str) -> None:
+        responses[url] = await client.get(url)
+
+    try:
+        serving = database.deep_read_turn()
+        await serving.__aenter__()  # a deep page holds the turn
+        async with anyio.create_task_group() as tg:
+            for url in ("/api/posts?skip=5000", "/posts?skip=5000"):
+                tg.start_soon(get, url)
+            await anyio.wait_all_tasks_blocked()
+            assert database._deep_read_turns.statistics().tasks_waiting == 2
+            assert database._read_turns.statistics().borrowed_tokens == 0
+            served = {url: (await client.get(url)).status_code for url in SHALLOW_READS}
+            assert served == SHALLOW_READS
+            assert responses == {}
+            await serving.__aexit__(None, None, None)
+        assert [r.status_code for r in responses.values()] == [200, 200]
+    finally:
+        await database.engine.dispose()
+        await database.read_engine.dispose()
+
+
+async def test_a_users_deep_pages_take_the_same_turns(client, alice):
+    user, _ = alice
+    responses = {}
+
+    async def get(url: str) -> None:
+        responses[url] = await client.get(url)
+
+    serving = database.deep_read_turn()
+    await serving.__aenter__()
+    async with anyio.create_task_group() as tg:
+        for url in (
+            f"/api/users/{user['id']}/posts?skip=5000",
+            f"/users/{user['id']}/posts?skip=5000",
+        ):
+            tg.start_soon(get, url)
+        await anyio.wait_all_tasks_blocked()
+        assert database._deep_read_turns.statistics().tasks_waiting == 2
+        assert responses == {}
+        await serving.__aexit__(None, None, None)
+    assert [r.status_code for r in responses.values()] == [200, 200]

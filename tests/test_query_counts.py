@@ -5,11 +5,12 @@ from contextlib import aclosing, contextmanager
 
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 import models
 from database import engine, get_db, get_read_db, read_engine
 from main import app
+from routers.posts import COUNTED_UP_TO
 from tests.conftest import create_test_user
 
 pytestmark = pytest.mark.anyio
@@ -19,11 +20,12 @@ POSTS_PER_AUTHOR = 60
 
 @contextmanager
 def count_statements(engine):
-    """The SELECTs sent on the test engine inside the block (not the test's SAVEPOINTs)."""
+    """The queries (SELECT, EXPLAIN) sent on the test engine inside the block (not the test's
+    SAVEPOINTs)."""
     statements = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "EXPLAIN")):
             statements.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
@@ -68,6 +70,22 @@ async def test_user_posts_run_the_same_queries_for_one_post_or_a_hundred(client,
 
 async def test_a_page_past_the_end_counts_in_a_second_query(client, engine, authors):
     assert await statements_for(client, engine, "/api/posts?skip=1000") == 2
+
+
+async def test_a_large_list_estimates_its_total_in_one_more_query(client, engine, db_session):
+    """Past COUNTED_UP_TO posts the page stops counting and asks the planner, whatever the
+    table holds: two queries (three for a user's posts, with the user)."""
+    user = await create_test_user(client, "dave")
+    await db_session.execute(
+        text(
+            "INSERT INTO posts (title, content, user_id, date_posted)"
+            " SELECT 'Post', 'Body', :user_id, now() FROM generate_series(1, :count)"
+        ),
+        {"user_id": user["id"], "count": COUNTED_UP_TO},
+    )
+    await db_session.commit()
+    assert await statements_for(client, engine, "/api/posts?limit=100") == 2
+    assert await statements_for(client, engine, f"/api/users/{user['id']}/posts") == 3
 
 
 async def test_a_post_is_read_with_its_author_in_one_query(client, engine, authors):

@@ -328,7 +328,7 @@ def add_posts_up_to(dsn: str, state: Seed, count: int) -> None:
             """INSERT INTO posts (title, content, user_id, date_posted)
                SELECT 'Post ' || g, repeat('Lorem ipsum dolor sit amet. ', 20),
                       (%s::int[])[1 + g %% %s], now() - g * interval '1 minute'
-               FROM generate_series(%s, %s) g""",
+               FROM generate_series(%s::int, %s::int) g""",
             ([u["id"] for u in state.users], len(state.users), have + 1, count),
         )
         conn.execute("VACUUM ANALYZE posts")

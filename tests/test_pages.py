@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from routers.pages import NOTICES
+from routers.pages import NOTICES, excerpt
 from tests.conftest import auth_header, create_test_post, create_test_user, login_user
 
 pytestmark = pytest.mark.anyio
@@ -111,6 +111,21 @@ async def test_list_pages_show_a_short_post_whole(client, alice):
     await create_test_post(client, headers, content="Short\n\nand   sweet")
     html = assert_html(await client.get("/"))
     assert '<p class="post-excerpt">Short and sweet</p>' in html
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  two\n\nlines  ", "two lines"),
+        ("a" * 200, "a" * 200),  # exactly the length: whole
+        ("a" * 150 + " " + "b" * 60, "a" * 150 + "…"),  # cut at the word, room for "…"
+        ("x" * 300, "x" * 199 + "…"),  # one huge word is cut inside
+        ("a" * 200 + " b", "a" * 199 + "…"),
+    ],
+)
+def test_excerpt_cuts_at_a_word_within_200_characters(text, expected):
+    assert excerpt(text) == expected
+    assert len(excerpt(text)) <= 200
 
 
 async def test_post_page_shows_the_whole_post(client, alice):

@@ -8,7 +8,7 @@ test that overrides `get_db` alone sees every route, reads included, through its
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -124,8 +124,10 @@ def ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError("the connection was closed while idle") from error
 
 
-# The key of `Session.info` under which a session made by the app carries its read engine.
+# Keys of `Session.info`: the read engine of a session made by the app, and whether the
+# request's read is an expensive one (see `mark_expensive_read`).
 READ_ENGINE = "read_engine"
+EXPENSIVE_READ = "expensive_read"
 
 
 def make_sessionmaker(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessionmaker:
@@ -207,12 +209,22 @@ async def get_read_db(session: SessionDep) -> AsyncIterator[AsyncConnection]:
     A route that writes with the session and reads with this connection would not see its own
     uncommitted writes here: routes either read here or write with the session, never both.
     """
+    deep_turn = deep_read_turn() if session.info.get(EXPENSIVE_READ) else nullcontext()
     own_read_engine = session.info.get(READ_ENGINE)
     if own_read_engine is None:
-        yield await session.connection()
+        async with deep_turn:
+            yield await session.connection()
         return
-    async with read_turn(), own_read_engine.connect() as connection:
+    async with deep_turn, read_turn(), own_read_engine.connect() as connection:
         yield connection
+
+
+def mark_expensive_read(session: AsyncSession) -> None:
+    """Make this request's read wait for `deep_read_turn()` before it takes a connection.
+
+    Call it from a dependency that the route declares before the read connection.
+    """
+    session.info[EXPENSIVE_READ] = True
 
 
 ReadDep = Annotated[AsyncConnection, Depends(get_read_db)]

@@ -6,7 +6,6 @@ writing, editing and the account page.
 """
 
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -15,8 +14,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from database import ReadDep
-from routers.posts import PostReadDep, fetch_posts_page, turn_for_page
+from database import ReadDep, SessionDep
+from routers.posts import PostReadDep, fetch_posts_page, page_offset
 from routers.users import PublicUserDep
 from schemas import MAX_SKIP, Detail
 
@@ -82,13 +81,12 @@ def render_error_page(
     return render(request, "error.html", context, status_code=status_code, headers=headers)
 
 
-async def page_skip(skip: Annotated[int, Query(ge=0)] = 0) -> AsyncIterator[int]:
-    """`skip` of a list page, with its turn when deep (as the API's `page_offset`); deeper
-    than the API allows, an error page pointing to cursors."""
+async def page_skip(session: SessionDep, skip: Annotated[int, Query(ge=0)] = 0) -> int:
+    """`skip` of a list page, marked when deep (as the API's `page_offset`); deeper than the
+    API allows, an error page pointing to cursors."""
     if skip > MAX_SKIP:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=Detail.SKIP_TOO_DEEP)
-    async with turn_for_page(skip):
-        yield skip
+    return await page_offset(session, skip)
 
 
 PageSkip = Annotated[int, Depends(page_skip)]

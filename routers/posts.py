@@ -1,7 +1,5 @@
 """JSON API for posts."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
@@ -12,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 import models
 from auth import CurrentUser
 from config import settings
-from database import ReadDep, SessionDep, deep_read_turn
+from database import ReadDep, SessionDep, mark_expensive_read
 from schemas import (
     MAX_SKIP,
     Detail,
@@ -166,19 +164,11 @@ async def fetch_posts_page(
 DEEP_SKIP = 1000
 
 
-@asynccontextmanager
-async def turn_for_page(skip: int) -> AsyncIterator[None]:
-    if skip < DEEP_SKIP:
-        yield
-    else:
-        async with deep_read_turn():
-            yield
-
-
-async def page_offset(skip: Skip = 0) -> AsyncIterator[int]:
-    """`skip`, with its turn when the page is deep. Declared before the read connection."""
-    async with turn_for_page(skip):
-        yield skip
+async def page_offset(session: SessionDep, skip: Skip = 0) -> int:
+    """`skip`; a deep page is marked as an expensive read. Declared before the read connection."""
+    if skip >= DEEP_SKIP:
+        mark_expensive_read(session)
+    return skip
 
 
 SkipDep = Annotated[int, Depends(page_offset)]

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
         assert self.secret_key is not None, "the validator sets it"
         return self.secret_key.get_secret_value()
 
+    # Longest a public read (on the read engine) may run before PostgreSQL cancels it and the
+    # client gets a 503; 0 turns the limit off. Writes are not limited.
+    db_read_statement_timeout_ms: Annotated[int, Field(ge=0)] = 2000
+
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":
         given = self.secret_key.get_secret_value() if self.secret_key else ""

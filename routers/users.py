@@ -49,7 +49,7 @@ from ratelimit import (
     register_limit,
     upload_limit,
 )
-from routers.posts import fetch_posts_page
+from routers.posts import SkipDep, fetch_posts_page
 from schemas import (
     LOGIN_FORM_OPENAPI,
     Detail,
@@ -61,7 +61,6 @@ from schemas import (
     PasswordChange,
     ResetPassword,
     ResourceId,
-    Skip,
     Token,
     UserCreate,
     UserPrivate,
@@ -424,7 +423,7 @@ async def get_user(user: PublicUserDep) -> UserPublic:
 
 @router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
 async def list_user_posts(
-    user: PublicUserDep, db: ReadDep, skip: Skip = 0, limit: Limit = None
+    skip: SkipDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
 ) -> PaginatedPosts:
     """A user's posts, newest first."""
     return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)

@@ -20,7 +20,7 @@ import database
 import routers.users
 import storage
 from config import settings
-from database import Base, get_read_db, make_engine
+from database import Base, get_db, make_engine
 from embedded_postgres import start_embedded_postgres
 from main import app
 from schemas import Detail, Message
@@ -341,7 +341,7 @@ async def test_reads_waiting_for_a_connection_are_served_in_arrival_order(one_re
 
 
 async def test_no_read_connection_free_in_time_gives_503(client, monkeypatch, one_read_slot):
-    del app.dependency_overrides[get_read_db]  # the app's own: it waits for a turn
+    del app.dependency_overrides[get_db]  # the app's own session: its reads wait for a turn
     monkeypatch.setattr(database, "POOL_TIMEOUT_SECONDS", 0.05)
     async with database.read_turn():  # the only slot stays taken
         response = await client.get("/api/posts")

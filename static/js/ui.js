@@ -81,6 +81,23 @@ function element(tag, attributes = {}, text = null) {
   return node;
 }
 
+/** The text on one line, cut at a word with "…" past `length` characters (as the pages' `excerpt`). */
+export function excerpt(text, length = 200) {
+  const kept = [];
+  let size = 0;
+  let first = null;
+  for (const [word] of text.matchAll(/\S+/g)) {
+    first ??= word;
+    if (size + (kept.length ? 1 : 0) + word.length > length) {
+      while (kept.length && size > length - 1) size -= kept.pop().length + (kept.length ? 1 : 0);
+      return kept.length ? `${kept.join(" ")}…` : `${first.slice(0, length - 1)}…`;
+    }
+    size += (kept.length ? 1 : 0) + word.length;
+    kept.push(word);
+  }
+  return kept.join(" ");
+}
+
 /** The same markup as templates/_post_card.html. */
 export function postCard(post) {
   const card = element("article", { class: "card post-card", "data-post-id": post.id });
@@ -94,6 +111,6 @@ export function postCard(post) {
   meta.append(avatar, who);
   const title = element("h2", { class: "post-title" });
   title.append(element("a", { href: `/posts/${post.id}` }, post.title));
-  card.append(meta, title, element("p", { class: "post-excerpt" }, post.content));
+  card.append(meta, title, element("p", { class: "post-excerpt" }, excerpt(post.content)));
   return card;
 }

@@ -51,7 +51,6 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"
     rate_limit_register: str = "5/minute"
     rate_limit_password_reset: str = "5/minute"
-    rate_limit_comment: str = "10/minute"
     cors_origins: list[str] = []
 
     # Unset: argon2 parameters recommended by pwdlib. Tests use cheap ones.
@@ -129,6 +128,10 @@ class Settings(BaseSettings):
         """The signing key: always set once validated (given, or generated in development)."""
         assert self.secret_key is not None, "the validator sets it"
         return self.secret_key.get_secret_value()
+
+    # Longest a public read (on the read engine) may run before PostgreSQL cancels it and the
+    # client gets a 503; 0 turns the limit off. Writes are not limited.
+    db_read_statement_timeout_ms: Annotated[int, Field(ge=0)] = 2000
 
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":

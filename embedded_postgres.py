@@ -14,20 +14,20 @@ import psutil
 # pgserver asks platformdirs for a runtime folder on import; without XDG_RUNTIME_DIR (a container,
 # CI) it warns and falls back to /tmp, which is fine.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-import pgserver  # noqa: E402
+from pgserver.postgres_server import PostgresServer, get_server  # noqa: E402
 
 logger = logging.getLogger(__name__)
 logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every command at INFO
 
 
-def start_embedded_postgres(data_dir: Path) -> tuple[pgserver.PostgresServer, str]:
+def start_embedded_postgres(data_dir: Path) -> tuple[PostgresServer, str]:
     """Start (or join) the server whose data lives in `data_dir`.
 
     Returns the server (it stops when the last process using it exits, or on `cleanup()`)
     and a SQLAlchemy URL for it.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode="stop")
     # Runs before pgserver's own exit hook (atexit runs the last registered first).
     atexit.register(forget_exited_processes, server)
     socket_dir = server.get_uri().split("host=", 1)[1]
@@ -35,7 +35,7 @@ def start_embedded_postgres(data_dir: Path) -> tuple[pgserver.PostgresServer, st
     return server, f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
 
 
-def forget_exited_processes(server: pgserver.PostgresServer) -> None:
+def forget_exited_processes(server: PostgresServer) -> None:
     """Drop the processes that are gone from the server's list of users.
 
     pgserver stops the server when the last process on its list (`.handle_pids.json` in the
@@ -52,6 +52,6 @@ def forget_exited_processes(server: pgserver.PostgresServer) -> None:
 
 def _is_running(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -63,7 +64,16 @@ def is_plain_json(value: object) -> bool:
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> Response:
-    logger.error("Database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    # SQLAlchemy wraps psycopg's errors: a statement cancelled by the read engine's
+    # statement_timeout (QueryCanceled) is an OperationalError too, and also answers 503.
+    if isinstance(getattr(exc, "orig", None), QueryCanceled):
+        logger.warning(
+            "Query cancelled by PostgreSQL (statement_timeout) during %s %s",
+            request.method,
+            request.url.path,
+        )
+    else:
+        logger.error("Database unavailable during %s %s: %s", request.method, request.url.path, exc)
     if is_page(request):
         return render_error_page(
             request,

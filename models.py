@@ -1,5 +1,6 @@
 """Tables: users, posts, comments, password-reset tokens and revoked access tokens."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func, text
@@ -14,18 +15,20 @@ from database import Base
 MAX_TAG_LENGTH = 30
 
 
-def _rendered(column: str):
+def _rendered(column: str) -> Callable[[DefaultExecutionContext], str | int]:
     """A column default derived from the row's Markdown `content`, for rows inserted without
     it (the routes render in a worker thread and pass every column themselves)."""
 
-    def default(context: DefaultExecutionContext):
-        return render_post(context.get_current_parameters()["content"])[column]
+    def default(context: DefaultExecutionContext) -> str | int:
+        parameters = context.get_current_parameters()  # type: ignore[no-untyped-call]
+        return render_post(parameters["content"])[column]
 
     return default
 
 
 def _now_if_published(context: DefaultExecutionContext) -> datetime | None:
-    return datetime.now(UTC) if context.get_current_parameters()["published"] else None
+    parameters = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return datetime.now(UTC) if parameters["published"] else None
 
 
 class User(Base):

@@ -11,12 +11,14 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    JsonValue,
     StringConstraints,
     ValidationInfo,
     computed_field,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from passwords import password_problem, personal_problem
 from storage import public_url
@@ -51,6 +53,14 @@ class Detail:
     COMMENT_NOT_FOUND = "Comment not found"
     UPDATE_COMMENT_FORBIDDEN = "Not authorized to update this comment"
     DELETE_COMMENT_FORBIDDEN = "Not authorized to delete this comment"
+    SKIP_TOO_DEEP = (
+        "skip can be at most 10000. To page further, use cursor pagination: pass the"
+        " next_cursor of the previous page as cursor=."
+    )
+    CONTENT_TOO_MANY_BYTES = (
+        "Content must be at most 200000 bytes of UTF-8"
+        " (emoji and many non-Latin characters take 3 or 4 bytes each)."
+    )
 
 
 class Message:
@@ -91,7 +101,20 @@ Password = Annotated[
     str, Field(min_length=8, max_length=1024), Text, AfterValidator(acceptable_password)
 ]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text]
-Content = Annotated[str, Field(min_length=1, max_length=100_000), Text]
+# Characters and bytes: 100,000 emoji are 400 KB, and a page of 100 such posts was 40 MB.
+MAX_CONTENT_BYTES = 200_000
+
+
+def within_content_bytes(value: str) -> str:
+    # A character takes at most 4 bytes: only long texts need encoding to know.
+    if len(value) * 4 > MAX_CONTENT_BYTES and len(value.encode()) > MAX_CONTENT_BYTES:
+        raise PydanticCustomError("content_too_many_bytes", Detail.CONTENT_TOO_MANY_BYTES)
+    return value
+
+
+Content = Annotated[
+    str, Field(min_length=1, max_length=100_000), Text, AfterValidator(within_content_bytes)
+]
 Email = Annotated[EmailStr, Field(max_length=320), Text]
 CommentText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Text
@@ -235,7 +258,7 @@ class UserPrivate(UserPublic):
     email: str
 
 
-POST_EXAMPLE = {
+POST_EXAMPLE: dict[str, JsonValue] = {
     "title": "Notes on the engine",
     "content": "It weaves *algebraic* patterns.",
     "tags": ["history", "computing"],
@@ -356,7 +379,27 @@ def reject_explicit_nulls(model: BaseModel) -> None:
 
 # Path ids are PostgreSQL integers: anything outside that range is a 422, not a database error.
 ResourceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-Skip = Annotated[int, Query(ge=0, le=2**31 - 1)]
+# An offset makes PostgreSQL walk past every skipped row, on every request: deeper than this,
+# clients page with cursors, which cost the same at any depth.
+MAX_SKIP = 10_000
+
+
+def within_skip_limit(skip: int) -> int:
+    if skip > MAX_SKIP:
+        raise PydanticCustomError("skip_too_deep", Detail.SKIP_TOO_DEEP)
+    return skip
+
+
+Skip = Annotated[
+    int,
+    # `le` would answer with pydantic's own message; the validator's points to cursors.
+    Query(
+        ge=0,
+        description="At most 10000: page deeper with cursor=",
+        json_schema_extra={"maximum": MAX_SKIP},
+    ),
+    AfterValidator(within_skip_limit),
+]
 Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS_PER_PAGE")]
 COMMENTS_PER_PAGE = 50
 CommentLimit = Annotated[int, Query(ge=1, le=100)]

@@ -354,6 +354,11 @@ SCENARIOS = {
     "item_c8_pwchanges": "the same, while 40 connections flood password changes",
     "create_c8": "POST /api/posts, 8 connections (before and after the flood, averaged)",
     "create_c8_pwchanges": "the same, while 40 connections flood password changes",
+    "item_alone": "GET /api/posts/{id}, 8 connections (deep-page load: alone)",
+    "item_during_deep": "the same, while 40 more ask for the deepest page",
+    "create_alone": "POST /api/posts, 8 connections (deep-page load: alone)",
+    "create_during_deep": "the same, while 40 more ask for the deepest page",
+    "deepest_page": "GET /api/posts?skip=10000&limit=100, the 40 connections above",
 }
 # Scenario groups for --only.
 GROUPS = {
@@ -361,6 +366,13 @@ GROUPS = {
     "create": ["create"],
     "logins": ["list_c8", "login", "list_c8_logins"],
     "pwchanges": ["item_c8", "item_c8_pwchanges", "create_c8", "create_c8_pwchanges"],
+    "deep": [
+        "item_alone",
+        "item_during_deep",
+        "create_alone",
+        "create_during_deep",
+        "deepest_page",
+    ],
 }
 FLOOD_CONNECTIONS = 40
 
@@ -421,7 +433,56 @@ def bench_app(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) 
             after = run_wrk(base, secs, 8, scripts[name])
             results[f"{name}_c8"] = average(before, after)
             remove_new_posts(dsn, state.last_post_id)
+    if "deep" in groups:
+        results |= bench_deep_page_load(base, args, state, scripts, dsn)
     return results
+
+
+# --- Deep pages next to everything else ------------------------------------------------------
+
+DEEPEST_PAGE = "/api/posts?skip=10000&limit=100"  # the deepest and largest page skip allows
+DEEP_PAGE_CONNECTIONS = 40
+DEEP_PAGE_POSTS = 20_000  # so that page is full, and its total is past the exact count
+
+
+def add_posts_up_to(dsn: str, state: Seed, count: int) -> None:
+    """More posts, as the seed writes them, until the table holds `count` (removed afterwards)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        have = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+        conn.execute(
+            """INSERT INTO posts (title, content, user_id, date_posted)
+               SELECT 'Post ' || g, repeat('Lorem ipsum dolor sit amet. ', 20),
+                      (%s::int[])[1 + g %% %s], now() - g * interval '1 minute'
+               FROM generate_series(%s::int, %s::int) g""",
+            ([u["id"] for u in state.users], len(state.users), have + 1, count),
+        )
+        conn.execute("VACUUM ANALYZE posts")
+
+
+def bench_deep_page_load(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) -> dict:
+    """An unrelated read and an unrelated write, alone and while 40 clients hammer the deepest
+    page: the deep pages may slow them down, not take the server from them."""
+    secs = args.seconds
+    add_posts_up_to(dsn, state, DEEP_PAGE_POSTS)
+    results = {
+        "item_alone": run_wrk(base, secs, 8, scripts["item"]),
+        "create_alone": run_wrk(base, secs, 8, scripts["create"]),
+    }
+    deep: dict[str, Result] = {}
+    hammer = threading.Thread(
+        target=lambda: deep.update(
+            deepest_page=run_wrk(f"{base}{DEEPEST_PAGE}", 2 * secs + 3, DEEP_PAGE_CONNECTIONS)
+        )
+    )
+    hammer.start()
+    try:
+        time.sleep(1)  # the deep pages are under way before the measurements start
+        results["item_during_deep"] = run_wrk(base, secs, 8, scripts["item"])
+        results["create_during_deep"] = run_wrk(base, secs, 8, scripts["create"])
+    finally:
+        hammer.join()
+    remove_new_posts(dsn, state.last_post_id)
+    return results | deep
 
 
 def bench_floor(dsn: str, args, tmp: Path) -> dict:
@@ -465,6 +526,18 @@ def report(runs: dict[str, dict], memory: dict[str, tuple[float, float]]) -> str
             "create_c8_pwchanges / create_c8",
             app.get("create_c8_pwchanges"),
             app.get("create_c8"),
+            0.5,
+        ),
+        (
+            "item_during_deep / item_alone",
+            app.get("item_during_deep"),
+            app.get("item_alone"),
+            0.5,
+        ),
+        (
+            "create_during_deep / create_alone",
+            app.get("create_during_deep"),
+            app.get("create_alone"),
             0.5,
         ),
         ("list / floor list", app.get("list"), floor.get("list"), 0.5),

@@ -68,7 +68,7 @@ async def fetch_comments_page(
     the last page)."""
     params = {"post_id": post_id, "skip": skip, "limit": limit}
     rows = (await db.execute(PAGE, params)).all()
-    total = rows[0].total if rows else await db.scalar(COUNT, params)
+    total: int = rows[0].total if rows else (await db.scalar(COUNT, params) or 0)
     comments = [
         {
             "id": id_,
@@ -97,7 +97,7 @@ async def list_comments(
     viewer_id: ViewerId,
     skip: Skip = 0,
     limit: CommentLimit = COMMENTS_PER_PAGE,
-):
+) -> PaginatedComments:
     """A post's comments, oldest first."""
     await ensure_post_visible(db, post_id, viewer_id)
     return await fetch_comments_page(db, post_id, skip=skip, limit=limit)
@@ -112,7 +112,7 @@ async def list_comments(
 )
 async def create_comment(
     post_id: ResourceId, data: CommentCreate, user: CurrentUser, db: SessionDep
-):
+) -> CommentResponse:
     """Comment on a post as the current user."""
     await ensure_post_visible(db, post_id, user.id)
     comment = Comment(post_id=post_id, content=data.content, author=user)
@@ -166,7 +166,7 @@ async def commit_unless_gone(db: AsyncSession) -> None:
 )
 async def update_comment(
     data: CommentCreate, comment: CommentDep, user: CurrentUser, db: SessionDep
-):
+) -> CommentResponse:
     """Change your comment's text."""
     if comment.user_id != user.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=Detail.UPDATE_COMMENT_FORBIDDEN)

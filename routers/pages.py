@@ -5,18 +5,21 @@ Posts are rendered here, so every page shows its content without JavaScript; the
 writing, editing and the account page.
 """
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from database import ReadDep
+from database import ReadDep, SessionDep
 from routers.comments import fetch_comments_page
-from routers.posts import PostReadDep, fetch_posts_page
+from routers.posts import PostReadDep, fetch_posts_page, page_offset
 from routers.users import PublicUserDep
-from schemas import COMMENTS_PER_PAGE, Skip, normalize_tag
+from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, Skip, normalize_tag
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -37,24 +40,66 @@ def format_date(value: datetime) -> str:
     return f"{value:%B} {value.day}, {value.year}"
 
 
+# A post card on a list page shows this many characters of the post at most; the post's own
+# page shows all of it. (A page of whole posts could weigh megabytes.)
+EXCERPT_CHARS = 200
+WORD = re.compile(r"\S+")
+
+
+def excerpt(text: str, length: int = EXCERPT_CHARS) -> str:
+    """The text on one line, cut at a word with "…" when longer than `length` characters.
+
+    Reads the words it keeps and no further: a post may be 100,000 characters long.
+    """
+    kept: list[str] = []
+    size = 0  # len(" ".join(kept))
+    for match in WORD.finditer(text):
+        word = match.group()
+        if size + bool(kept) + len(word) > length:
+            break
+        size += bool(kept) + len(word)
+        kept.append(word)
+    else:
+        return " ".join(kept)
+    while kept and size > length - 1:  # room for the "…"
+        size -= len(kept.pop()) + bool(kept)
+    if not kept:  # a first word longer than the excerpt: cut inside it
+        return text.split(None, 1)[0][: length - 1] + "…"
+    return " ".join(kept) + "…"
+
+
 templates.env.globals["notices"] = NOTICES
 templates.env.filters["date"] = format_date
+templates.env.filters["excerpt"] = excerpt
 
 
-def render(request: Request, name: str, context: dict | None = None, **kwargs) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, **kwargs: Any
+) -> HTMLResponse:
     return templates.TemplateResponse(request, name, context or {}, **kwargs)
 
 
 def render_error_page(
-    request: Request, status_code: int, detail: object, headers: dict | None = None
+    request: Request, status_code: int, detail: object, headers: Mapping[str, str] | None = None
 ) -> HTMLResponse:
     context = {"status_code": status_code, "detail": detail if isinstance(detail, str) else "Error"}
     return render(request, "error.html", context, status_code=status_code, headers=headers)
 
 
+async def page_skip(session: SessionDep, skip: Annotated[int, Query(ge=0)] = 0) -> int:
+    """`skip` of a list page, marked when deep (as the API's `page_offset`); deeper than the
+    API allows, an error page pointing to cursors."""
+    if skip > MAX_SKIP:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=Detail.SKIP_TOO_DEEP)
+    return await page_offset(session, skip)
+
+
+PageSkip = Annotated[int, Depends(page_skip)]
+
+
 @router.get("/", response_class=HTMLResponse)
 @router.get("/posts", response_class=HTMLResponse)
-async def home_page(request: Request, db: ReadDep, skip: Skip = 0):
+async def home_page(request: Request, skip: PageSkip, db: ReadDep) -> HTMLResponse:
     """The newest posts; "Load more" fetches the next pages from the API."""
     page = await fetch_posts_page(db, skip=skip, limit=None)
     return render(
@@ -63,14 +108,16 @@ async def home_page(request: Request, db: ReadDep, skip: Skip = 0):
 
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
-async def post_page(request: Request, post: PostReadDep, db: ReadDep, comments_skip: Skip = 0):
+async def post_page(
+    request: Request, post: PostReadDep, db: ReadDep, comments_skip: Skip = 0
+) -> HTMLResponse:
     """One post with a page of its comments; its author also gets edit and delete."""
     comments = await fetch_comments_page(db, post.id, skip=comments_skip, limit=COMMENTS_PER_PAGE)
     return render(request, "post.html", {"post": post, "comments": comments})
 
 
 @router.get("/tags/{name}", response_class=HTMLResponse)
-async def tag_page(request: Request, name: str, db: ReadDep, skip: Skip = 0):
+async def tag_page(request: Request, name: str, skip: PageSkip, db: ReadDep) -> HTMLResponse:
     """The published posts with a tag, newest first."""
     try:
         tag = normalize_tag(name)
@@ -92,10 +139,10 @@ async def tag_page(request: Request, name: str, db: ReadDep, skip: Skip = 0):
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)
 async def user_posts_page(
     request: Request,
+    skip: PageSkip,
     user: PublicUserDep,
     db: ReadDep,
-    skip: Skip = 0,
-):
+) -> HTMLResponse:
     """A user's posts, newest first."""
     page = await fetch_posts_page(db, skip=skip, limit=None, user_id=user.id)
     return render(
@@ -111,31 +158,31 @@ async def user_posts_page(
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request):
+async def login_page(request: Request) -> HTMLResponse:
     """Log in with email and password."""
     return render(request, "login.html")
 
 
 @router.get("/register", response_class=HTMLResponse)
-async def register_page(request: Request):
+async def register_page(request: Request) -> HTMLResponse:
     """Create an account."""
     return render(request, "register.html")
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account_page(request: Request):
+async def account_page(request: Request) -> HTMLResponse:
     """Profile, picture, password, log out and account deletion (filled in by the browser)."""
     return render(request, "account.html")
 
 
 @router.get("/forgot-password", response_class=HTMLResponse)
-async def forgot_password_page(request: Request):
+async def forgot_password_page(request: Request) -> HTMLResponse:
     """Ask for a password-reset mail."""
     return render(request, "forgot_password.html")
 
 
 @router.get("/reset-password", response_class=HTMLResponse)
-async def reset_password_page(request: Request, token: str = ""):
+async def reset_password_page(request: Request, token: str = "") -> HTMLResponse:
     """Choose a new password with the token from the reset mail."""
     # The token is in the URL: no Referer may carry it to another site, no cache may keep it.
     return render(

@@ -1,8 +1,10 @@
 """JSON API for posts."""
 
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import (
@@ -13,21 +15,27 @@ from sqlalchemy import (
     String,
     bindparam,
     func,
+    literal_column,
     or_,
     select,
+    text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import TextClause
 from starlette.concurrency import run_in_threadpool
 
 import models
 from auth import CurrentUser, ViewerId
 from config import settings
 from content import render_post
-from database import ReadDep, SessionDep
+from database import ReadDep, SessionDep, mark_expensive_read
 from ratelimit import post_limit
 from schemas import (
+    MAX_SKIP,
     Detail,
     Limit,
     PaginatedPosts,
@@ -49,7 +57,7 @@ router = APIRouter(prefix="/api/posts", tags=["posts"], responses=errors(503))
 NEWEST_FIRST = (models.Post.date_posted.desc(), models.Post.id.desc())
 
 
-def visible_to(viewer_id: int | BindParameter | None) -> ColumnElement[bool]:
+def visible_to(viewer_id: int | BindParameter[int] | None) -> ColumnElement[bool]:
     """The one rule of who sees a post: published posts, and drafts by their own author.
 
     Every read goes through it: a post, its page and its comments as the viewer sees them;
@@ -57,7 +65,7 @@ def visible_to(viewer_id: int | BindParameter | None) -> ColumnElement[bool]:
     the partial indexes serve); the author's own list as its author.
     """
     if viewer_id is None:
-        return models.Post.published
+        return models.Post.published.expression
     return or_(models.Post.published, models.Post.user_id == viewer_id)
 
 
@@ -94,26 +102,58 @@ POST_COLUMNS = (
 )
 
 
+# The total is counted exactly up to this many posts, then estimated. The bound is the
+# smallest that keeps `has_more` exact on every page `skip` allows (the deepest page ends at
+# MAX_SKIP + 100): beyond it the total only informs.
+COUNTED_UP_TO = MAX_SKIP + 100 + 1
+
+
+@dataclass(frozen=True)
+class ListKind:
+    """Which posts a list holds: a user's, a tag's, and as seen by everyone or by `viewer_id`
+    (a user's own list, drafts included)."""
+
+    by_user: bool = False
+    by_tag: bool = False
+    as_viewer: bool = False
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        Post = models.Post
+        conditions = [VISIBLE_TO_VIEWER if self.as_viewer else visible_to(None)]
+        if self.by_user:
+            conditions.append(Post.user_id == bindparam("user_id"))
+        if self.by_tag:
+            conditions.append(Post.tags.contains(array([bindparam("tag", type_=String)])))
+        return conditions
+
+
 @cache
-def page_statement(*, by_user: bool, by_tag: bool, as_viewer: bool) -> tuple[Select, Select]:
-    """One page of posts with their authors and the total, in one round trip.
+def page_statement(kind: ListKind) -> tuple[Select[Any], Select[int]]:
+    """One page of posts with their authors and the total in one round trip; and the count
+    alone, for a page past the end.
 
     The page's ids are picked from the (date_posted, id) index alone, so a deep page skips index
     entries, not joined rows; only those posts are then read and joined to their authors. The
-    total is an uncorrelated subquery, computed once. Built once per kind of list, with bound
+    total is an uncorrelated subquery, computed once, counting at most COUNTED_UP_TO posts
+    (`estimate_total` says how many beyond). Built once per kind of list, with bound
     parameters, so each request skips statement construction and goes straight to
-    SQLAlchemy's compiled cache. Public lists show what everyone sees; `as_viewer` lists
-    what the `viewer_id` parameter sees (a user's own list, drafts included).
+    SQLAlchemy's compiled cache.
     """
     Post, User = models.Post, models.User
-    conditions = [VISIBLE_TO_VIEWER if as_viewer else visible_to(None)]
-    if by_user:
-        conditions.append(Post.user_id == bindparam("user_id"))
-    if by_tag:
-        conditions.append(Post.tags.contains(array([bindparam("tag", type_=String)])))
-    page_ids = select(Post.id).where(*conditions).order_by(*NEWEST_FIRST)
-    total = select(func.count()).select_from(Post).where(*conditions)
-    page_ids = page_ids.offset(bindparam("skip")).limit(bindparam("limit")).subquery()
+    conditions = kind.conditions()
+    page_ids = (
+        select(Post.id)
+        .where(*conditions)
+        .order_by(*NEWEST_FIRST)
+        .offset(bindparam("skip"))
+        .limit(bindparam("limit"))
+        .subquery()
+    )
+    # `count(*)` walks every row it counts: bounded, it costs about a millisecond whatever the
+    # table holds (a counter kept by triggers would serialise every new post on one row, and
+    # need one counter per filter).
+    counted = select(Post.id).where(*conditions).limit(COUNTED_UP_TO).subquery()
+    total = select(func.count()).select_from(counted)
     page = (
         select(*POST_COLUMNS, total.scalar_subquery().label("total"))
         .join(page_ids, Post.id == page_ids.c.id)
@@ -123,6 +163,27 @@ def page_statement(*, by_user: bool, by_tag: bool, as_viewer: bool) -> tuple[Sel
     return page, total
 
 
+# Any PostgreSQL dialect compiles parameters as %(name)s (psycopg's adds ::TYPE casts).
+PG_PARAMS_BY_NAME: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+@cache
+def estimate_statement(kind: ListKind) -> TextClause:
+    """The planner's row estimate of a list (table statistics, scaled to the table's current
+    size by PostgreSQL): a lookup in the statistics, no row read."""
+    query: Select[Any] = select(literal_column("1")).select_from(models.Post)
+    query = query.where(*kind.conditions())
+    sql = str(query.compile(dialect=PG_PARAMS_BY_NAME))
+    # The compiled SQL names its parameters %(name)s::TYPE; text() wants :name, and reads
+    # "::" as part of a name, so the casts are spelled CAST(... AS TYPE).
+    return text("EXPLAIN (FORMAT JSON) " + re.sub(r"%\((\w+)\)s(?:::(\w+))?", _text_param, sql))
+
+
+def _text_param(match: re.Match[str]) -> str:
+    name, cast = match[1], match[2]
+    return f"CAST(:{name} AS {cast})" if cast else f":{name}"
+
+
 POST_BY_ID = (
     select(*POST_COLUMNS)
     .join(models.User, models.User.id == models.Post.user_id)
@@ -130,7 +191,7 @@ POST_BY_ID = (
 )
 
 
-def post_fields(row: Row) -> dict:
+def post_fields(row: Row[Any]) -> dict[str, Any]:
     """A row that starts with POST_COLUMNS, as PostResponse's fields. (Unpacked by position:
     reading a Row's attributes by name costs a lookup each, eighty on a page.)"""
     (
@@ -183,14 +244,17 @@ async def fetch_posts_page(
     """
     limit = limit or settings.posts_per_page
     params = {"skip": skip, "limit": limit, "user_id": user_id, "tag": tag, "viewer_id": viewer_id}
-    page, count = page_statement(
+    kind = ListKind(
         by_user=user_id is not None, by_tag=tag is not None, as_viewer=viewer_id is not None
     )
+    page, count = page_statement(kind)
     rows = (await db.execute(page, params)).all()
     if rows:
         total = rows[0].total
     else:  # past the last page: no row to carry the total
         total = await db.scalar(count, params)
+    if total >= COUNTED_UP_TO:
+        total = await estimate_total(db, kind, params)
     posts = [post_fields(row) for row in rows]
     return PaginatedPosts.model_validate(
         {
@@ -201,6 +265,35 @@ async def fetch_posts_page(
             "has_more": skip + len(posts) < total,
         }
     )
+
+
+async def estimate_total(
+    db: AsyncConnection | AsyncSession, kind: ListKind, params: dict[str, Any]
+) -> int:
+    """The total of a list that has more than COUNTED_UP_TO posts: the planner's estimate.
+
+    Exact counts at scale cost a walk over every row, on every page; an estimate costs a
+    lookup in the statistics PostgreSQL keeps up to date (ANALYZE, autovacuum) and scales to
+    the table's current size. It is never below the bound, which the exact count reached.
+    """
+    plan = await db.scalar(estimate_statement(kind), params)
+    rows: float = plan[0]["Plan"]["Plan Rows"]
+    return max(COUNTED_UP_TO, round(rows))
+
+
+# A page deeper than this walks over a thousand index entries (for its offset) on top of its
+# count: it waits for a turn among the deep pages before it takes a read connection.
+DEEP_SKIP = 1000
+
+
+async def page_offset(session: SessionDep, skip: Skip = 0) -> int:
+    """`skip`; a deep page is marked as an expensive read. Declared before the read connection."""
+    if skip >= DEEP_SKIP:
+        mark_expensive_read(session)
+    return skip
+
+
+SkipDep = Annotated[int, Depends(page_offset)]
 
 
 async def read_post(
@@ -267,14 +360,16 @@ WRITTEN_FIELDS = (
 )
 
 
-async def rendered(content: str) -> dict:
+async def rendered(content: str) -> dict[str, Any]:
     """content.py's columns for `content`, rendered in a worker thread: a long post takes
     milliseconds of CPU that the event loop must not wait for."""
     return await run_in_threadpool(render_post, content)
 
 
 @router.get("", response_model=PaginatedPosts)
-async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None, tag: TagFilter = None):
+async def list_posts(
+    skip: SkipDep, db: ReadDep, limit: Limit = None, tag: TagFilter = None
+) -> PaginatedPosts:
     """List published posts, newest first; `tag` keeps those with that tag."""
     return await fetch_posts_page(db, skip=skip, limit=limit, tag=tag)
 
@@ -286,7 +381,7 @@ async def list_posts(db: ReadDep, skip: Skip = 0, limit: Limit = None, tag: TagF
     responses=errors(400, 401, 413, 429),
     dependencies=[Depends(post_limit)],
 )
-async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep):
+async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep) -> PostResponse:
     """Write a post in Markdown as the current user; `published: false` keeps it a draft."""
     post = models.Post(**data.model_dump(), **await rendered(data.content), author=user)
     db.add(post)
@@ -295,31 +390,35 @@ async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep):
 
 
 @router.post("/preview", response_model=PreviewResponse, responses=errors(400, 401, 413))
-async def preview_post(data: PostPreview, user: CurrentUser):
+async def preview_post(data: PostPreview, user: CurrentUser) -> PreviewResponse:
     """Render Markdown as a post would show it, without storing anything."""
-    return {"content_html": (await rendered(data.content))["content_html"]}
+    return PreviewResponse(content_html=(await rendered(data.content))["content_html"])
 
 
 @router.get("/{post_id}", response_model=PostResponse, responses=errors(404))
-async def get_post(post: PostReadDep):
+async def get_post(post: PostReadDep) -> PostResponse:
     """Read one post (a draft: its author only)."""
     return post
 
 
 @router.put("/{post_id}", response_model=PostResponse, responses=errors(400, 401, 403, 404, 413))
-async def replace_post(data: PostReplace, post: PostDep, user: CurrentUser, db: SessionDep):
+async def replace_post(
+    data: PostReplace, post: PostDep, user: CurrentUser, db: SessionDep
+) -> PostResponse:
     """Replace a post's title and content; tags and published when given (author only)."""
     return await update_post_fields(db, post, user, data.model_dump(exclude_unset=True))
 
 
 @router.patch("/{post_id}", response_model=PostResponse, responses=errors(400, 401, 403, 404, 413))
-async def update_post(data: PostUpdate, post: PostDep, user: CurrentUser, db: SessionDep):
+async def update_post(
+    data: PostUpdate, post: PostDep, user: CurrentUser, db: SessionDep
+) -> PostResponse:
     """Change any of a post's title, content, tags and published (author only)."""
     return await update_post_fields(db, post, user, data.model_dump(exclude_unset=True))
 
 
 async def update_post_fields(
-    db: AsyncSession, post: models.Post, user: models.User, fields: dict
+    db: AsyncSession, post: models.Post, user: models.User, fields: dict[str, Any]
 ) -> PostResponse:
     ensure_author(post, user, Detail.UPDATE_POST_FORBIDDEN)
     changed = {name: value for name, value in fields.items() if getattr(post, name) != value}
@@ -335,7 +434,7 @@ async def update_post_fields(
         setattr(post, name, value)
     await commit_unless_gone(db)
     count = await db.scalar(COMMENTS_OF_POST, {"post_id": post.id})
-    return response_for(post, comment_count=count)
+    return response_for(post, comment_count=count or 0)
 
 
 COMMENTS_OF_POST = select(func.count()).where(models.Comment.post_id == bindparam("post_id"))

@@ -23,7 +23,7 @@ TAG_COUNTS = (
 
 
 @router.get("", response_model=list[TagCount])
-async def list_tags(db: ReadDep):
+async def list_tags(db: ReadDep) -> list[TagCount]:
     """The tags of published posts with how many use each: most used first, then by name."""
     rows = (await db.execute(TAG_COUNTS)).all()
-    return [{"name": name, "count": count} for name, count in rows]
+    return [TagCount(name=name, count=count) for name, count in rows]

@@ -49,7 +49,7 @@ from ratelimit import (
     register_limit,
     upload_limit,
 )
-from routers.posts import fetch_posts_page
+from routers.posts import SkipDep, fetch_posts_page
 from schemas import (
     LOGIN_FORM_OPENAPI,
     Detail,
@@ -61,7 +61,6 @@ from schemas import (
     PasswordChange,
     ResetPassword,
     ResourceId,
-    Skip,
     Token,
     UserCreate,
     UserPrivate,
@@ -288,7 +287,7 @@ async def read_me(user: CurrentUser) -> models.User:
 
 @router.get("/me/posts", response_model=PaginatedPosts, responses=errors(401))
 async def list_my_posts(
-    user: CurrentUser, response: Response, db: SessionDep, skip: Skip = 0, limit: Limit = None
+    skip: SkipDep, user: CurrentUser, response: Response, db: SessionDep, limit: Limit = None
 ) -> PaginatedPosts:
     """Your own posts, drafts included, newest first."""
     # Your own data: on the session (the primary) that just loaded you, never cached.
@@ -434,7 +433,7 @@ async def get_user(user: PublicUserDep) -> UserPublic:
 
 @router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
 async def list_user_posts(
-    user: PublicUserDep, db: ReadDep, skip: Skip = 0, limit: Limit = None
+    skip: SkipDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
 ) -> PaginatedPosts:
     """A user's posts, newest first."""
     return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)

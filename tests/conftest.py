@@ -5,8 +5,8 @@ The classic pattern:
 - tables are created once per session on a `NullPool` engine;
 - each test runs in one connection and an outer transaction that is rolled back at the end,
   the app's session joining it with savepoints, so a test can commit and still leave nothing;
-- S3 is moto's `mock_aws`; the app's `get_db` and `get_read_db` are overridden to hand out
-  the test session and its connection.
+- S3 is moto's `mock_aws`; the app's `get_db` is overridden to hand out the test session, and
+  nothing else: the public reads take their connection from it (database.get_read_db).
 
 The database is TEST_DATABASE_URL when set, else an embedded PostgreSQL in a temporary folder.
 """
@@ -73,7 +73,7 @@ from sqlalchemy.ext.asyncio import (  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 import models  # noqa: E402, F401
-from database import Base, get_db, get_read_db  # noqa: E402
+from database import Base, get_db, make_sessionmaker  # noqa: E402
 from main import app  # noqa: E402
 from ratelimit import limiter  # noqa: E402
 from routers.health import get_probe_engine, make_probe_engine  # noqa: E402
@@ -202,11 +202,7 @@ async def client(db_session, aws):
     async def override_get_db():
         yield db_session
 
-    async def override_get_read_db():
-        yield db_session.bind  # the test's connection: reads see what the test wrote
-
     app.dependency_overrides[get_db] = override_get_db
-    app.dependency_overrides[get_read_db] = override_get_read_db
     await limiter.reset()
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
         yield c
@@ -216,18 +212,13 @@ async def client(db_session, aws):
 def serve_app_from(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessionmaker:
     """Give the app real, separate sessions and read connections on these engines, instead of
     the test's one connection (for races and database restarts); returns the sessionmaker."""
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    sessions = make_sessionmaker(engine, read_engine)
 
     async def own_session():
         async with sessions() as session:
             yield session
 
-    async def own_read_connection():
-        async with read_engine.connect() as connection:
-            yield connection
-
     app.dependency_overrides[get_db] = own_session
-    app.dependency_overrides[get_read_db] = own_read_connection
     # Readiness keeps its own connections, to the same server.
     probe = make_probe_engine(engine.url)
     app.dependency_overrides[get_probe_engine] = lambda: probe

@@ -5,9 +5,12 @@ cannot give: here the app gets its own sessions from a pooled engine on the test
 in production, and the test deletes the users it made at the end (cascades remove the rest).
 """
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+
 import anyio
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -39,9 +42,12 @@ async def live(engine, s3):
     await live_engine.dispose()
 
 
-async def gather(*calls) -> list:
+Call = Callable[[], Awaitable[Response]]
+
+
+async def gather(*calls: Call) -> list[Response]:
     """Run the calls at the same time; their results in order."""
-    results = [None] * len(calls)
+    results: dict[int, Response] = {}
 
     async def run(index, call):
         results[index] = await call()
@@ -49,7 +55,7 @@ async def gather(*calls) -> list:
     async with anyio.create_task_group() as tg:
         for index, call in enumerate(calls):
             tg.start_soon(run, index, call)
-    return results
+    return [results[index] for index in range(len(calls))]
 
 
 async def register(client, username: str, email: str):
@@ -109,13 +115,13 @@ async def test_concurrent_edits_and_deletes_of_one_post_never_fail(live):
         await client.post("/api/posts", json={"title": "t", "content": "c"}, headers=headers)
     ).json()
     url = f"/api/posts/{post['id']}"
-    calls = []
+    calls: list[Call] = []
     for n in range(6):
-        calls.append(lambda n=n: client.patch(url, json={"title": f"edit {n}"}, headers=headers))
+        calls.append(partial(client.patch, url, json={"title": f"edit {n}"}, headers=headers))
         calls.append(
-            lambda n=n: client.put(url, json={"title": f"put {n}", "content": "x"}, headers=headers)
+            partial(client.put, url, json={"title": f"put {n}", "content": "x"}, headers=headers)
         )
-    calls += [lambda: client.delete(url, headers=headers)] * 3
+    calls += [partial(client.delete, url, headers=headers)] * 3
 
     responses = await gather(*calls)
 
@@ -202,18 +208,19 @@ async def test_concurrent_edits_and_delete_of_one_user_never_fail(live):
     client, sessions = live
     user, headers = await registered(client, f"{PREFIX}target")
     url = f"/api/users/{user['id']}"
-    calls = [
-        lambda n=n: client.patch(url, json={"username": f"{PREFIX}renamed{n}"}, headers=headers)
+    calls: list[Call] = [
+        partial(client.patch, url, json={"username": f"{PREFIX}renamed{n}"}, headers=headers)
         for n in range(6)
     ]
     calls.append(
-        lambda: client.patch(
+        partial(
+            client.patch,
             "/api/users/me/password",
             json={"current_password": PASSWORD, "new_password": "another password"},
             headers=headers,
         )
     )
-    calls.insert(3, lambda: client.delete(url, headers=headers))
+    calls.insert(3, partial(client.delete, url, headers=headers))
 
     responses = await gather(*calls)
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import httpx
-import pgserver
 import psutil
 import pytest
+from pgserver.postgres_server import get_server
 from sqlalchemy import create_engine, inspect
 
 import database
@@ -24,7 +24,7 @@ def no_database_configured(monkeypatch, tmp_path):
     monkeypatch.setattr(settings, "database_url", None)
     monkeypatch.setattr(settings, "data_dir", tmp_path / ".data")
     yield tmp_path / ".data"
-    pgserver.get_server(tmp_path / ".data" / "postgres").cleanup()  # stop it now, not at exit
+    get_server(tmp_path / ".data" / "postgres").cleanup()  # stop it now, not at exit
 
 
 def test_embedded_postgres_starts_under_data_dir_and_migrates(no_database_configured):

@@ -29,12 +29,8 @@ pytestmark = pytest.mark.anyio
 
 async def test_commits_a_user_and_leaves_it(engine):
     async with engine.begin() as conn:
-        user = {
-            "username": "leftover",
-            "username_skeleton": "leftover",
-            "email": "leftover@example.com",
-            "password_hash": "x",
-        }
+        user = {"username": "leftover", "username_skeleton": "leftover"}
+        user |= {"email": "leftover@example.com", "password_hash": "x"}
         await conn.execute(insert(models.User).values(**user))
 
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 import email_utils
 from config import settings
-from tests.conftest import free_port
+from tests.conftest import body_of, free_port
 
 pytestmark = [
     pytest.mark.anyio,
@@ -73,7 +73,7 @@ async def test_the_mail_is_sent_with_the_configured_login(inbox, caplog):
     [envelope] = inbox.messages
     assert envelope.rcpt_tos == ["alice@example.com"]
     mail = message_from_bytes(envelope.content, policy=policy.default)
-    assert mail.get_body(("plain",)).get_content().startswith("Hello alice,")
+    assert body_of(mail, "plain").startswith("Hello alice,")
     assert app_log(caplog) == ["Password reset mail sent to alice@example.com"]
 
 
@@ -102,7 +102,7 @@ async def test_without_mail_server_the_log_line_has_recipient_subject_and_link(c
 def test_a_frontend_url_with_a_trailing_slash_gives_a_clean_link(monkeypatch):
     monkeypatch.setattr(settings, "frontend_url", "https://blog.example.com/")
     message = email_utils.build_password_reset_email("a@example.com", "alice", TOKEN)
-    text = message.get_body(("plain",)).get_content()
+    text = body_of(message, "plain")
     assert f"https://blog.example.com/reset-password?token={TOKEN}\n" in text
 
 

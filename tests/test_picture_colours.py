@@ -9,7 +9,7 @@ from images import make_profile_picture
 
 def grey_level(picture: bytes) -> int:
     with Image.open(BytesIO(picture)) as img:
-        red, green, blue = img.getpixel((150, 150))
+        red, green, blue = img.convert("RGB").getpixel((150, 150))  # type: ignore[misc]  # an RGB pixel is a 3-tuple
     assert red == green == blue or max(red, green, blue) - min(red, green, blue) <= 2
     return red
 

@@ -1,6 +1,7 @@
 """Pictures on local disk: what the backend does with keys, missing files and disk errors."""
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,9 @@ def test_an_s3_endpoint_loses_only_its_trailing_slash():
 def test_the_s3_client_gives_up_on_a_hung_store_within_seconds(aws):
     """A hung S3 must not hold a request for minutes: 5 s to connect, 10 s to answer, and
     the first try plus two retries."""
-    config = storage.S3Storage("pics", region="us-east-1").client.meta.config
+    config: Any = storage.S3Storage(
+        "pics", region="us-east-1"
+    ).client.meta.config  # botocore's Config sets these attributes dynamically
     assert (config.connect_timeout, config.read_timeout) == (5, 10)
     assert config.retries["total_max_attempts"] == 3
 

@@ -231,7 +231,8 @@ async def test_drafts_stay_out_of_every_list_and_count(client, alice, draft):
     user, headers = alice
     await write(client, headers, title="Public", tags=["hidden"])
     for url in ("/api/posts", f"/api/users/{user['id']}/posts", "/api/posts?tag=hidden"):
-        for with_token in ({}, headers):
+        no_token: dict[str, str] = {}
+        for with_token in (no_token, headers):
             page = (await client.get(url, headers=with_token)).json()
             assert [p["title"] for p in page["posts"]] == ["Public"], url
             assert page["total"] == 1
@@ -315,3 +316,29 @@ async def test_someone_elses_published_post_is_still_403(client, alice, bob):
     post = await write(client, alice[1])
     response = await client.patch(f"/api/posts/{post['id']}", json={"title": "x"}, headers=bob[1])
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("url", ["/api/posts?tag=many", "/api/users/me/posts"])
+async def test_a_tag_or_own_list_beyond_the_counted_bound_estimates_its_total(
+    client, db_session, alice, url
+):
+    from sqlalchemy import text
+
+    from routers.posts import COUNTED_UP_TO
+
+    user, headers = alice
+    await db_session.execute(
+        text(
+            "INSERT INTO posts (title, content, content_html, excerpt, reading_time_minutes,"
+            " tags, published, user_id, date_posted)"
+            " SELECT 'Post', 'Body', '<p>Body</p>', 'Body', 1, ARRAY['many'], g % 2 = 0,"
+            " :user_id, now() FROM generate_series(1, :count) g"
+        ),
+        {"user_id": user["id"], "count": 2 * COUNTED_UP_TO + 2},
+    )
+    await db_session.execute(text("ANALYZE posts"))
+    page = (await client.get(url, headers=headers)).json()
+    assert page["total"] >= COUNTED_UP_TO and page["has_more"] is True
+    assert len(page["posts"]) == 10
+    if "tag" in url:
+        assert all(post["published"] for post in page["posts"])

@@ -127,6 +127,21 @@ export function wirePreview(form, api) {
   form.elements.content.addEventListener("input", () => {
     area.hidden = true;
   });
+/** The text on one line, cut at a word with "…" past `length` characters (as the pages' `excerpt`). */
+export function excerpt(text, length = 200) {
+  const kept = [];
+  let size = 0;
+  let first = null;
+  for (const [word] of text.matchAll(/\S+/g)) {
+    first ??= word;
+    if (size + (kept.length ? 1 : 0) + word.length > length) {
+      while (kept.length && size > length - 1) size -= kept.pop().length + (kept.length ? 1 : 0);
+      return kept.length ? `${kept.join(" ")}…` : `${first.slice(0, length - 1)}…`;
+    }
+    size += (kept.length ? 1 : 0) + word.length;
+    kept.push(word);
+  }
+  return kept.join(" ");
 }
 
 /** The same markup as templates/_post_card.html. */

@@ -127,6 +127,8 @@ export function wirePreview(form, api) {
   form.elements.content.addEventListener("input", () => {
     area.hidden = true;
   });
+}
+
 /** The text on one line, cut at a word with "…" past `length` characters (as the pages' `excerpt`). */
 export function excerpt(text, length = 200) {
   const kept = [];

@@ -17,6 +17,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 import models
 from config import settings
 from database import SessionDep
+from metrics import PASSWORD_HASHES_WAITING
 from schemas import Detail
 
 ALGORITHM = "HS256"
@@ -54,7 +55,8 @@ _hash_pool = ThreadPoolExecutor(
 
 
 async def _in_hash_pool(function, *args):
-    return await asyncio.get_running_loop().run_in_executor(_hash_pool, function, *args)
+    with PASSWORD_HASHES_WAITING.track_inprogress():
+        return await asyncio.get_running_loop().run_in_executor(_hash_pool, function, *args)
 
 
 async def hash_password(password: str) -> str:

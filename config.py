@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     mail_use_tls: bool = True
     frontend_url: str = "http://localhost:8000"
 
+    # GET /metrics for Prometheus (metrics.py); false: no route, no per-request counting.
+    metrics_enabled: bool = True
+    # Where each worker writes its metrics files. Unset: a folder of this server's own under
+    # `data_dir/metrics`. Set (and emptied before each start) for gunicorn.
+    prometheus_multiproc_dir: Path | None = None
+    # text: one readable line per record; json: one JSON object a line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
+
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":
         given = self.secret_key.get_secret_value() if self.secret_key else ""

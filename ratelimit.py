@@ -25,6 +25,7 @@ from collections import defaultdict, deque
 from fastapi import HTTPException, Request, status
 
 from config import settings
+from metrics import RATE_LIMIT_REFUSALS
 from schemas import Detail
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -56,6 +57,7 @@ class RateLimit:
             hits.popleft()
         if len(hits) >= self.limit:
             retry_after = max(1, math.ceil(hits[0] + self.window - now))
+            RATE_LIMIT_REFUSALS.labels(self.scope).inc()
             raise HTTPException(
                 status_code=status.HTTP_429_TOO_MANY_REQUESTS,
                 detail=Detail.RATE_LIMITED,

@@ -29,6 +29,14 @@ class Server:
     def log_lines(self) -> list[str]:
         return self.log.read_text().splitlines()
 
+    async def wait_for_log(self, text: str, seconds: float = 30) -> None:
+        """Until the server has logged `text` (its lines are written by another process)."""
+        with anyio.fail_after(seconds):
+            while True:
+                if text in self.log.read_text():
+                    return
+                await anyio.sleep(0.05)
+
 
 @asynccontextmanager
 async def uvicorn_app(

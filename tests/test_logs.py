@@ -9,9 +9,12 @@ import re
 import anyio
 import httpx
 import pytest
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 
 import logs
+from database import get_read_db
+from main import app
 from tests.conftest import create_test_user
 from tests.servers import uvicorn_app
 
@@ -172,3 +175,16 @@ async def test_a_real_server_replaces_a_hostile_request_id(json_server):
     await json_server.wait_for_log(sent_back)
     assert hostile not in json_server.log.read_text()
     assert "evil" not in json_server.log.read_text()
+
+
+async def test_an_unexpected_error_still_answers_with_the_request_id(client):
+    async def broken():
+        raise RuntimeError("a bug")
+        yield
+
+    app.dependency_overrides[get_read_db] = broken
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://test") as raw:
+        response = await raw.get("/api/posts", headers={"X-Request-ID": "bug-1"})
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+    assert response.headers["x-request-id"] == "bug-1"

@@ -1,5 +1,6 @@
 """GET /metrics: Prometheus text, series by route template, one truth across workers."""
 
+import os
 import subprocess
 import threading
 
@@ -222,3 +223,17 @@ async def test_metrics_can_be_turned_off(engine, tmp_path):
         assert (await client.get("/metrics")).status_code == 404
         assert (await client.get("/api/posts")).status_code == 200
     assert not (tmp_path / "data" / "metrics").exists()
+
+
+def test_a_configured_folder_is_used_as_given(tmp_path, monkeypatch):
+    folder = tmp_path / "given"
+    monkeypatch.setattr(settings, "prometheus_multiproc_dir", folder)
+    assert metrics.multiprocess_dir() == folder and folder.is_dir()
+
+
+def test_workers_started_by_a_supervisor_share_its_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(settings, "prometheus_multiproc_dir", None)
+    monkeypatch.setattr(settings, "data_dir", tmp_path)
+    monkeypatch.setattr(metrics.multiprocessing, "parent_process", lambda: object())
+    supervisor = metrics.process_key(os.getppid())
+    assert metrics.multiprocess_dir() == tmp_path / "metrics" / supervisor

@@ -2,6 +2,7 @@
 
     uv run python bench/run.py                     # one worker, then the floor
     uv run python bench/run.py --workers 1 2       # the same scenarios on 1 and 2 workers
+    uv run python bench/run.py --middleware-cost 5 # the first page with/without metrics and IDs
 
 It creates a database on the PostgreSQL server of `BENCH_PG` (default
 postgresql://postgres@127.0.0.1:5432; the role needs CREATEDB), runs the migrations, starts the
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -320,6 +322,45 @@ def bench_floor(dsn: str, args, tmp: Path) -> dict:
         }
 
 
+def bench_middleware_cost(env: dict, dsn: str, args, tmp: Path) -> str:
+    """The first page from the app and from `bare_app.py` (the same app without the metrics
+    and request-ID middleware), side by side, in interleaved runs: the median of each."""
+    bare_env = {**env, "METRICS_ENABLED": "false"}
+    with (
+        uvicorn("main:app", PROJECT_DIR, env, 1, tmp / "with.log") as (with_base, _),
+        uvicorn("bench.bare_app:app", PROJECT_DIR, bare_env, 1, tmp / "bare.log") as (bare, _),
+    ):
+        seed(with_base, dsn, args.users, args.posts)
+        pages = {"with": f"{with_base}/api/posts?limit=10", "without": f"{bare}/api/posts?limit=10"}
+        for url in pages.values():
+            run_wrk(url, 1, args.connections)  # warm up
+        runs: dict[str, list[Result]] = {"with": [], "without": []}
+        for round_ in range(args.middleware_cost):
+            order = ["with", "without"] if round_ % 2 == 0 else ["without", "with"]
+            for name in order:  # alternate who goes first: drift hits both alike
+                runs[name].append(run_wrk(pages[name], args.seconds, args.connections))
+
+    def median(name: str, field: str) -> float:
+        return statistics.median(getattr(r, field) for r in runs[name])
+
+    lines = [f"first page, {args.middleware_cost} interleaved runs of {args.seconds} s each, "
+             f"{args.connections} connections, 1 worker"]  # fmt: skip
+    lines.append(f"{'':28}{'median req/s':>14}{'p50 ms':>9}{'p99 ms':>9}   runs (req/s)")
+    for name, label in (("with", "metrics + request IDs"), ("without", "without them")):
+        rates = " ".join(f"{r.rps:.0f}" for r in runs[name])
+        lines.append(
+            f"{label:28}{median(name, 'rps'):14.0f}{median(name, 'p50_ms'):9.1f}"
+            f"{median(name, 'p99_ms'):9.1f}   {rates}"
+        )
+    ratio = median("with", "rps") / median("without", "rps")
+    verdict = "ok" if ratio >= 0.9 else "MISSED"
+    lines.append(f"with / without, medians: {ratio:.3f} (target >= 0.90) {verdict}")
+    # Each round's two runs are seconds apart: their ratio cancels most of the machine's drift.
+    pairs = [w.rps / b.rps for w, b in zip(runs["with"], runs["without"], strict=True)]
+    lines.append(f"with / without, median of each round's ratio: {statistics.median(pairs):.3f}")
+    return "\n".join(lines)
+
+
 # --- Report --------------------------------------------------------------------------------
 
 
@@ -362,6 +403,12 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--middleware-cost",
+        type=int,
+        metavar="ROUNDS",
+        help="only compare the first page with and without the metrics and request-ID middleware",
+    )
     args = parser.parse_args()
 
     server = os.environ.get("BENCH_PG", DEFAULT_SERVER).rstrip("/")
@@ -379,6 +426,9 @@ def main() -> None:
         }
         migrate = [sys.executable, "-m", "alembic", "upgrade", "head"]
         subprocess.run(migrate, cwd=PROJECT_DIR, env=env, check=True, capture_output=True)
+        if args.middleware_cost:
+            sys.stdout.write(bench_middleware_cost(env, dsn, args, tmp) + "\n")
+            return
         state = None
         for workers in args.workers:
             name = f"app {workers} worker" + "s" * (workers > 1)

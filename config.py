@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = None
     # text: one readable line per record; json: one JSON object a line, for log collectors.
     log_format: Literal["text", "json"] = "text"
+    # A streaming replica for the public reads (database.py's read engine). Unset: DATABASE_URL.
+    # Writes, and a logged-in user's reads of their own data, always go to DATABASE_URL.
+    read_database_url: str | None = None
 
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":

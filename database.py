@@ -107,7 +107,8 @@ def ping_after_idle(engine: Engine) -> None:
 
 
 engine = make_engine(DATABASE_URL)
-read_engine = make_engine(DATABASE_URL, autocommit=True)
+# READ_DATABASE_URL: the public reads go to a replica, which may lag the primary by a moment.
+read_engine = make_engine(settings.read_database_url or DATABASE_URL, autocommit=True)
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
 

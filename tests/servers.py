@@ -1,18 +1,23 @@
-"""Real servers for the tests that need processes: the app under uvicorn with its workers.
+"""Real servers for the tests that need processes: the app under uvicorn with its workers, a
+PostgreSQL primary with a streaming replica.
 
 Everything listens on a free port of 127.0.0.1, is waited for with a deadline, and is stopped
 (then killed, if it must be) when the `async with` block ends.
 """
 
 import os
+import pwd
+import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
 import httpx
+import pytest
 
 from tests.conftest import free_port
 
@@ -84,3 +89,95 @@ async def wait_for_workers(server: Server, workers: int) -> None:
             await anyio.sleep(0.1)
         async with httpx.AsyncClient(base_url=server.url) as client:
             assert (await client.get("/health")).status_code == 200
+
+
+# --- A PostgreSQL primary and its streaming replica ------------------------------------------
+
+
+def postgres_programs() -> tuple[Path | None, str]:
+    """The newest PostgreSQL of the machine with what a replica test needs, or why there is none.
+
+    The machine's server, not the embedded one: pg_stat_statements (which shows where each
+    statement ran) is a contrib module that the embedded build lacks.
+    """
+    needed = ("initdb", "pg_ctl", "pg_basebackup", "postgres")
+    for bin_dir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        version = bin_dir.parent.name
+        extension = Path(f"/usr/share/postgresql/{version}/extension/pg_stat_statements.control")
+        if all((bin_dir / name).exists() for name in needed) and extension.exists():
+            return bin_dir, ""
+    return None, "no PostgreSQL with initdb, pg_basebackup and pg_stat_statements"
+
+
+def postgres_user() -> tuple[str | None, str]:
+    """PostgreSQL refuses to run as root: as root, run it as the `postgres` system user."""
+    if os.geteuid() != 0:
+        return None, ""
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return None, "running as root with no `postgres` user to run PostgreSQL as"
+    return "postgres", ""
+
+
+class Cluster:
+    """One PostgreSQL server of the test's own: its folder, port and URLs."""
+
+    def __init__(self, bin_dir: Path, user: str | None, data: Path, port: int):
+        self.bin_dir, self.user, self.data, self.port = bin_dir, user, data, port
+
+    def run(self, program: str, *args: str) -> None:
+        subprocess.run(
+            [str(self.bin_dir / program), *args],
+            user=self.user,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-c port={self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.data.parent} "
+            "-c shared_preload_libraries=pg_stat_statements -c fsync=off -c max_connections=40"
+        )
+        log = str(self.data.parent / f"{self.data.name}.log")
+        self.run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "90",
+                 "start")  # fmt: skip
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def url(self, database: str = "blog", driver: str = "postgresql+psycopg") -> str:
+        return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+
+@contextmanager
+def primary_and_standby() -> Iterator[tuple[Cluster, Cluster]]:
+    """A primary with a `blog` database, and a hot standby streaming from it (made with
+    `pg_basebackup -R`); both stopped and removed at the end."""
+    bin_dir, reason = postgres_programs()
+    user, user_reason = postgres_user()
+    if bin_dir is None or user_reason:
+        pytest.skip(reason or user_reason)
+    # Not under pytest's tmp_path: PostgreSQL's user must be able to reach its folder.
+    root = Path(tempfile.mkdtemp(prefix="blog-replica-"))
+    if user:
+        shutil.chown(root, user)
+    primary = Cluster(bin_dir, user, root / "primary", free_port())
+    standby = Cluster(bin_dir, user, root / "standby", free_port())
+    try:
+        primary.run("initdb", "-D", str(primary.data), "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8", "--no-locale")  # fmt: skip
+        primary.start()
+        server = ("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres")
+        primary.run("createdb", *server, "blog")
+        primary.run("pg_basebackup", *server, "-D", str(standby.data), "-R", "-X", "stream",
+                    "-c", "fast")  # fmt: skip
+        standby.start()
+        yield primary, standby
+    finally:
+        for cluster in (standby, primary):
+            cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

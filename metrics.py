@@ -141,10 +141,14 @@ RATE_LIMIT_REFUSALS = Counter(
 )
 
 
+WRITE_POOL_IN_USE = CONNECTIONS_IN_USE.labels("write")
+READ_POOL_IN_USE = CONNECTIONS_IN_USE.labels("read")
+
+
 def sample_pools() -> None:
     """Connections in use per pool, read from each pool (no hook inside the database layer)."""
-    CONNECTIONS_IN_USE.labels("write").set(database.engine.pool.checkedout())
-    CONNECTIONS_IN_USE.labels("read").set(database.read_engine.pool.checkedout())
+    WRITE_POOL_IN_USE.set(database.engine.pool.checkedout())
+    READ_POOL_IN_USE.set(database.read_engine.pool.checkedout())
 
 
 def route_template(scope: Scope) -> str:

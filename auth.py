@@ -1,26 +1,32 @@
 """Password hashing (argon2 via pwdlib), JWT access tokens and the current-user dependency."""
 
 import asyncio
+import hashlib
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import jwt
 from fastapi import Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
 from config import settings
 from database import SessionDep
-from metrics import PASSWORD_HASHES_WAITING
 from schemas import Detail
 
 ALGORITHM = "HS256"
+T = TypeVar("T")
 
 
 def _argon2_hasher() -> Argon2Hasher:
@@ -29,7 +35,9 @@ def _argon2_hasher() -> Argon2Hasher:
         "memory_cost": settings.argon2_memory_cost,
         "parallelism": settings.argon2_parallelism,
     }
-    return Argon2Hasher(**{name: value for name, value in costs.items() if value is not None})
+    given = {name: value for name, value in costs.items() if value is not None}
+    # pwdlib types its **kwargs as argon2's `Type` enum, though they are these ints.
+    return Argon2Hasher(**given)  # type: ignore[arg-type]
 
 
 password_hash = PasswordHash((_argon2_hasher(),))
@@ -47,16 +55,49 @@ def _lower_thread_priority() -> None:
 
 # Argon2 is slow on purpose and takes memory. Hashes run off the event loop in a pool of their
 # own: its size bounds the memory, its low priority keeps a burst of logins from starving reads.
+HASH_WORKERS = settings.password_hash_concurrency
 _hash_pool = ThreadPoolExecutor(
-    max_workers=settings.password_hash_concurrency,
+    max_workers=HASH_WORKERS,
     thread_name_prefix="password-hash",
     initializer=_lower_thread_priority,
 )
+# Hashes submitted and not finished (running or queued). Finished ones are counted off by the
+# executor's thread, hence the lock.
+_hash_jobs = 0
+_hash_jobs_lock = threading.Lock()
+# What a client is told to wait when the queue is full: a few hashes' time.
+HASH_RETRY_AFTER_SECONDS = 2
 
 
-async def _in_hash_pool(function, *args):
-    with PASSWORD_HASHES_WAITING.track_inprogress():
-        return await asyncio.get_running_loop().run_in_executor(_hash_pool, function, *args)
+def hashes_waiting() -> int:
+    """Password hashes queued behind the running ones, in this worker."""
+    return max(0, _hash_jobs - HASH_WORKERS)
+
+
+def _hash_finished(_future: Future[Any]) -> None:
+    global _hash_jobs
+    with _hash_jobs_lock:
+        _hash_jobs -= 1
+
+
+async def _in_hash_pool(function: Callable[..., T], *args: object) -> T:
+    """Run `function` in the hash pool; a 503 at once when PASSWORD_HASH_MAX_WAITING wait already.
+
+    A bounded queue turns a flood of logins or password changes into quick refusals instead
+    of minutes of waiting, each holding a client open.
+    """
+    global _hash_jobs
+    with _hash_jobs_lock:
+        if _hash_jobs - HASH_WORKERS >= settings.password_hash_max_waiting:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail=Detail.PASSWORD_CHECKS_BUSY,
+                headers={"Retry-After": str(HASH_RETRY_AFTER_SECONDS)},
+            )
+        _hash_jobs += 1
+    future = _hash_pool.submit(function, *args)
+    future.add_done_callback(_hash_finished)  # also when cancelled before it ran
+    return await asyncio.wrap_future(future)
 
 
 async def hash_password(password: str) -> str:
@@ -70,8 +111,14 @@ async def verify_password(password: str, hashed: str | None) -> tuple[bool, str 
 
 def create_access_token(user: models.User) -> str:
     expire = datetime.now(UTC) + timedelta(minutes=settings.access_token_expire_minutes)
-    claims = {"sub": str(user.id), "ver": user.token_version, "exp": expire}
-    return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
+    # `jti` names this token, so logging out can revoke it alone.
+    claims = {
+        "sub": str(user.id),
+        "ver": user.token_version,
+        "exp": expire,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/users/token", auto_error=False)
@@ -85,25 +132,76 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-async def get_current_user(
-    token: Annotated[str | None, Depends(oauth2_scheme)], db: SessionDep
-) -> models.User:
-    if not token:
-        raise _unauthorized(Detail.NOT_AUTHENTICATED)
+@dataclass(frozen=True)
+class AccessToken:
+    """A bearer token whose signature and expiry were checked."""
+
+    user_id: int
+    version: int
+    token_id: str  # the key of the revocation list
+    expires_at: datetime
+
+
+def read_access_token(token: str) -> AccessToken:
     try:
         claims = jwt.decode(
             token,
-            settings.secret_key.get_secret_value(),
+            settings.jwt_secret,
             algorithms=[ALGORITHM],
             options={"require": ["exp", "sub"]},
         )
         user_id = int(claims["sub"])
-    except (jwt.InvalidTokenError, ValueError, TypeError):
+        jti = claims.get("jti")
+        if jti is not None and not (isinstance(jti, str) and 0 < len(jti) <= 64):
+            raise ValueError("unusable jti")
+        return AccessToken(
+            user_id=user_id,
+            version=claims.get("ver", 0),
+            # A token made without `jti` (by hand, or by an older release) is named by its hash.
+            token_id=jti or hashlib.sha256(token.encode()).hexdigest(),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+    except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError, OSError):
         raise _unauthorized(Detail.INVALID_TOKEN) from None
-    user = await db.get(models.User, user_id) if -(2**31) <= user_id < 2**31 else None
-    if user is None or claims.get("ver", 0) != user.token_version:
+
+
+async def get_access_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> AccessToken:
+    if not token:
+        raise _unauthorized(Detail.NOT_AUTHENTICATED)
+    return read_access_token(token)
+
+
+async def release_connection(db: AsyncSession) -> None:
+    """End the session's transaction, so its connection goes back to the pool.
+
+    The dependencies that load what a route acts on (the current user, a user by id) call it:
+    the route may then hash a password, decode an image or talk to S3 without holding a
+    connection, and writes in a short transaction of its own. The objects already loaded stay
+    usable (the sessions do not expire them on commit).
+    """
+    await db.commit()
+
+
+async def get_current_user(
+    token: Annotated[AccessToken, Depends(get_access_token)], db: SessionDep
+) -> models.User:
+    in_range = -(2**31) <= token.user_id < 2**31
+    # One query loads the user and checks that the token was not revoked.
+    user = (
+        await db.scalar(
+            select(models.User).where(
+                models.User.id == token.user_id,
+                ~exists().where(models.RevokedToken.jti == token.token_id),
+            )
+        )
+        if in_range
+        else None
+    )
+    await release_connection(db)
+    if user is None or token.version != user.token_version:
         raise _unauthorized(Detail.INVALID_TOKEN)
     return user
 
 
 CurrentUser = Annotated[models.User, Depends(get_current_user)]
+CurrentToken = Annotated[AccessToken, Depends(get_access_token)]

@@ -1,21 +1,34 @@
 """Settings, read from the environment and `.env` (see `.env.example`)."""
 
 import logging
+import math
 import secrets
+import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+import limits
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "your-secret-key-here"}
+RATE_LIMIT_STORAGE_SCHEMES = {"memory", "redis", "rediss"}
+# What a production SECRET_KEY must score in `estimated_entropy_bits`. The estimate is low for
+# short random keys (32 random hex characters, 128 true bits, score 84 to 140; 43 URL-safe
+# ones score 180 to 230), and keys of repeated words or few characters score under 60.
+MIN_SECRET_KEY_BITS = 80
 
 
 class Settings(BaseSettings):
     # An empty variable counts as unset, so `S3_BUCKET_NAME=` in .env means "use local disk".
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+    # Errors never quote the input: a refused SECRET_KEY must not reach the startup log.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_ignore_empty=True, hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = "development"
     # Unset: an embedded PostgreSQL server is started under `data_dir` (development only).
@@ -33,7 +46,8 @@ class Settings(BaseSettings):
     max_upload_size_bytes: int = 5 * 1024 * 1024
     posts_per_page: int = 10
 
-    rate_limit_enabled: bool = True
+    # Unset: on in production, off in development (ratelimit.py has the limits).
+    rate_limit_enabled: bool | None = None
     rate_limit_login: str = "10/minute"
     rate_limit_register: str = "5/minute"
     rate_limit_password_reset: str = "5/minute"
@@ -66,6 +80,59 @@ class Settings(BaseSettings):
     mail_use_tls: bool = True
     frontend_url: str = "http://localhost:8000"
 
+    # `memory://` (one process) or `redis://host:port/db` (shared by every worker and machine).
+    rate_limit_storage_url: str = "memory://"
+    # Per account (the lower-cased email), on top of the per-client limits above.
+    rate_limit_login_account: str = "20/hour"
+    rate_limit_password_reset_account: str = "3/hour"
+    # Per logged-in user.
+    rate_limit_password_change: str = "5/hour"
+    rate_limit_upload: str = "10/hour"
+    rate_limit_post: str = "30/hour"
+    # Per client, for writing comments.
+    rate_limit_comment: str = "10/minute"
+
+    @field_validator(
+        "rate_limit_login",
+        "rate_limit_register",
+        "rate_limit_password_reset",
+        "rate_limit_login_account",
+        "rate_limit_password_reset_account",
+        "rate_limit_password_change",
+        "rate_limit_upload",
+        "rate_limit_post",
+        "rate_limit_comment",
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        limits.parse(value)  # "10/minute", "100 per hour"...; a ValueError names the bad one
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _rate_limit_storage(cls, value: str) -> str:
+        if urlsplit(value).scheme not in RATE_LIMIT_STORAGE_SCHEMES:
+            raise ValueError("must start with memory://, redis:// or rediss://")
+        return value
+
+    # Back-pressure: how many requests may wait for a password hash / for image processing
+    # (per worker) beyond those running. One more gets a 503 with Retry-After at once instead
+    # of joining a queue it would leave only after the client gave up. A waiting hash holds no
+    # connection and little memory: 64 hashes of pwdlib's argon2 are 5 to 20 seconds of work
+    # on one thread. A waiting upload holds its body (up to MAX_UPLOAD_SIZE_BYTES).
+    password_hash_max_waiting: Annotated[int, Field(ge=0)] = 64
+    image_max_waiting: Annotated[int, Field(ge=0)] = 8
+
+    @property
+    def jwt_secret(self) -> str:
+        """The signing key: always set once validated (given, or generated in development)."""
+        assert self.secret_key is not None, "the validator sets it"
+        return self.secret_key.get_secret_value()
+
+    # Longest a public read (on the read engine) may run before PostgreSQL cancels it and the
+    # client gets a 503; 0 turns the limit off. Writes are not limited.
+    db_read_statement_timeout_ms: Annotated[int, Field(ge=0)] = 2000
+
     # GET /metrics for Prometheus (metrics.py); false: no route, no per-request counting.
     metrics_enabled: bool = True
     # Where each worker writes its metrics files. Unset: a folder of this server's own under
@@ -86,9 +153,50 @@ class Settings(BaseSettings):
             self.secret_key = SecretStr(load_or_create_secret_key(self.data_dir / "secret_key"))
         elif self.environment == "production" and len(given) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters in production")
+        elif (
+            self.environment == "production" and estimated_entropy_bits(given) < MIN_SECRET_KEY_BITS
+        ):
+            raise ValueError(
+                "SECRET_KEY is too predictable for production (repeated parts or few distinct"
+                " characters): generate one, e.g."
+                " python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         if self.environment == "production" and not self.database_url:
             raise ValueError("DATABASE_URL must be set in production (no embedded database)")
+        if self.environment == "production" and not self.mail_server:
+            # Without it the reset mail, link and token included, would go to the log.
+            raise ValueError("MAIL_SERVER must be set in production (reset mails must be sent)")
+        if self.environment == "production" and not is_https_url(self.frontend_url):
+            raise ValueError("FRONTEND_URL must be an https:// URL in production (reset links)")
         return self
+
+    @model_validator(mode="after")
+    def _rate_limits_on_in_production(self) -> "Settings":
+        if self.rate_limit_enabled is None:
+            self.rate_limit_enabled = self.environment == "production"
+        return self
+
+
+def estimated_entropy_bits(key: str) -> float:
+    """A conservative estimate of the entropy of a key, in bits.
+
+    The Shannon entropy per character of the key's own character frequencies (low when it
+    uses few distinct characters: `aaaa...`, `abab...`), times the number of characters that
+    survive zlib compression (fewer than the key's length when any part of it repeats:
+    `password` eight times). A random key scores close to its true entropy; no estimate
+    catches every pattern, which is why the advice stays "generate it with `secrets`".
+    """
+    if not key:
+        return 0.0
+    length = len(key)
+    per_char = -sum(n / length * math.log2(n / length) for n in Counter(key).values())
+    compressed = len(zlib.compress(key.encode(), 9)) - len(zlib.compress(b"", 9))
+    return per_char * min(length, compressed)
+
+
+def is_https_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 def load_or_create_secret_key(path: Path) -> str:

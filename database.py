@@ -1,8 +1,14 @@
-"""Engines, sessions, the declarative `Base` and the `get_db` / `get_read_db` dependencies."""
+"""Engines, sessions, the declarative `Base` and the `get_db` / `get_read_db` dependencies.
+
+Every route reaches the database through `get_db`. The public reads take `get_read_db`, a
+sub-dependency of it: on the app's own session that is a connection of the read engine (see
+`get_read_db`); on any other session (a test's, say) it is that session's own connection. So a
+test that overrides `get_db` alone sees every route, reads included, through its session.
+"""
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -57,7 +63,9 @@ POOL_TIMEOUT_SECONDS = 10
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
-def make_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
+def make_engine(
+    url: str, *, autocommit: bool = False, statement_timeout_ms: int | None = None
+) -> AsyncEngine:
     """The app's engine; `autocommit=True` gives the engine of the read-only routes.
 
     A read of one statement needs no transaction: in autocommit mode PostgreSQL runs it in its
@@ -65,15 +73,25 @@ def make_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
     (two round trips, each through the greenlet bridge) go away; the benchmark's list serves
     about a third more pages without them. Nothing can be left open on such a connection, so
     the pool skips the reset.
+
+    The read engine also gets a `statement_timeout` (`DB_READ_STATEMENT_TIMEOUT_MS`, sent as a
+    startup option: no round trip): a public read that runs longer, because the table is
+    locked or the query went wrong at scale, is cancelled by PostgreSQL and answered with a
+    503 (errors.py) instead of holding a connection and a core while every other read queues.
     """
     options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    if autocommit and statement_timeout_ms is None:
+        statement_timeout_ms = settings.db_read_statement_timeout_ms
+    connect_args: dict = {"connect_timeout": 5}
+    if statement_timeout_ms:  # 0: no limit, as in PostgreSQL
+        connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
     engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=POOL_TIMEOUT_SECONDS,
         # A database that is down answers 503 within seconds instead of holding the request.
-        connect_args={"connect_timeout": 5},
+        connect_args=connect_args,
         **options,
     )
     ping_after_idle(engine.sync_engine)
@@ -106,16 +124,41 @@ def ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError("the connection was closed while idle") from error
 
 
+# Keys of `Session.info`: the read engine of a session made by the app, and whether the
+# request's read is an expensive one (see `mark_expensive_read`).
+READ_ENGINE = "read_engine"
+EXPENSIVE_READ = "expensive_read"
+
+
+def make_sessionmaker(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessionmaker:
+    """Sessions that write on `engine` and hand the public reads a connection of `read_engine`."""
+    return async_sessionmaker(engine, expire_on_commit=False, info={READ_ENGINE: read_engine})
+
+
 engine = make_engine(DATABASE_URL)
 # READ_DATABASE_URL: the public reads go to a replica, which may lag the primary by a moment.
 read_engine = make_engine(settings.read_database_url or DATABASE_URL, autocommit=True)
-SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
+SessionLocal = make_sessionmaker(engine, read_engine)
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:
-    """An ORM session, for every route that writes (and the reads that need ORM objects)."""
-    async with SessionLocal() as session:
+    """An ORM session: every route's way to the database (the reads through `get_read_db`).
+
+    A session that holds no transaction holds no connection either (a public read never
+    touches it; a write has committed): closing it does no I/O, so it is closed without the
+    greenlet switch of `AsyncSession.close()`, which cost a tenth of a list page's CPU.
+    """
+    session = SessionLocal()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await session.close()
+        else:
+            session.sync_session.close()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_db)]
 
 
 # SQLAlchemy's asyncio pool lets a request that just arrived take a connection handed back
@@ -124,30 +167,67 @@ async def get_db() -> AsyncIterator[AsyncSession]:
 # benchmark). Reads wait for their turn here instead, first come first served (anyio hands a
 # freed slot straight to the oldest waiter), so nobody ever waits inside the pool.
 _read_turns = anyio.CapacityLimiter(settings.db_pool_size + settings.db_max_overflow)
+# Reads that walk thousands of rows (deep pages) take a turn among themselves first, before
+# their read turn: one at a time per worker, so however many clients ask for them they hold
+# one read connection and a share of the CPU, and every other read keeps the rest.
+_deep_read_turns = anyio.CapacityLimiter(1)
 
 
 @asynccontextmanager
-async def read_turn() -> AsyncIterator[None]:
-    """A slot for one read connection, in arrival order; a 503 after POOL_TIMEOUT_SECONDS."""
+async def take_turn(turns: anyio.CapacityLimiter, what: str) -> AsyncIterator[None]:
+    """A slot of `turns`, in arrival order; a 503 after POOL_TIMEOUT_SECONDS."""
     borrower = object()  # not the task: a dependency's exit may run in another one
     try:
         with anyio.fail_after(POOL_TIMEOUT_SECONDS):
-            await _read_turns.acquire_on_behalf_of(borrower)
+            await turns.acquire_on_behalf_of(borrower)
     except TimeoutError:
-        raise PoolTimeoutError("no read connection became free in time") from None
+        raise PoolTimeoutError(f"no {what} became free in time") from None
     try:
         yield
     finally:
-        _read_turns.release_on_behalf_of(borrower)
+        turns.release_on_behalf_of(borrower)
 
 
-async def get_read_db() -> AsyncIterator[AsyncConnection]:
-    """A Core connection in autocommit mode, for the public reads: the hottest paths."""
-    async with read_turn(), read_engine.connect() as connection:
+def read_turn() -> AbstractAsyncContextManager[None]:
+    """A slot for one read connection, in arrival order; a 503 after POOL_TIMEOUT_SECONDS."""
+    return take_turn(_read_turns, "read connection")
+
+
+def deep_read_turn() -> AbstractAsyncContextManager[None]:
+    """The turn of an expensive read among the others, taken before its `read_turn`."""
+    return take_turn(_deep_read_turns, "turn for an expensive read")
+
+
+async def get_read_db(session: SessionDep) -> AsyncIterator[AsyncConnection]:
+    """A Core connection for the public reads (the hottest paths), taken from `get_db`'s session.
+
+    The app's own session carries its read engine: the read gets a connection of it, in
+    autocommit mode, after waiting its turn. Nothing else touches the session, so it never
+    opens a connection of its own and closing it costs nothing. Any other session (a test's
+    override of `get_db`, joined to the test's transaction) is read through directly: the
+    reads then see what the test wrote.
+
+    A route that writes with the session and reads with this connection would not see its own
+    uncommitted writes here: routes either read here or write with the session, never both.
+    """
+    deep_turn = deep_read_turn() if session.info.get(EXPENSIVE_READ) else nullcontext()
+    own_read_engine = session.info.get(READ_ENGINE)
+    if own_read_engine is None:
+        async with deep_turn:
+            yield await session.connection()
+        return
+    async with deep_turn, read_turn(), own_read_engine.connect() as connection:
         yield connection
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_db)]
+def mark_expensive_read(session: AsyncSession) -> None:
+    """Make this request's read wait for `deep_read_turn()` before it takes a connection.
+
+    Call it from a dependency that the route declares before the read connection.
+    """
+    session.info[EXPENSIVE_READ] = True
+
+
 ReadDep = Annotated[AsyncConnection, Depends(get_read_db)]
 
 

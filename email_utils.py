@@ -1,6 +1,8 @@
-"""Password-reset mail: plain text and HTML from Jinja templates, sent over SMTP with aiosmtplib.
+"""Account mail (password reset, email changed): plain text and HTML from Jinja templates, sent
+over SMTP with aiosmtplib.
 
-Without MAIL_SERVER the mail is logged instead, so a developer can finish the flow locally.
+Without MAIL_SERVER, in development only, the mail is logged instead, so a developer can
+finish the flow locally (production refuses to start without MAIL_SERVER).
 """
 
 import logging
@@ -46,6 +48,11 @@ def build_password_reset_email(to_email: str, username: str, token: str) -> Emai
 async def send_password_reset_email(to_email: str, username: str, token: str) -> None:
     """Runs as a background task: failures are logged, never raised to the client."""
     if not settings.mail_server:
+        if settings.environment != "development":  # production refuses to start without one
+            logger.error("MAIL_SERVER is not set; password reset mail to %s not sent", to_email)
+            return
+        # Development only: the developer finishes the flow from the log. A live link is a
+        # password for the account, so no other mode ever writes one.
         logger.info(
             "MAIL_SERVER is not set; password reset mail not sent. To: %s Subject: %s Link: %s",
             to_email,
@@ -53,7 +60,11 @@ async def send_password_reset_email(to_email: str, username: str, token: str) ->
             reset_link(token),
         )
         return
-    message = build_password_reset_email(to_email, username, token)
+    await deliver(build_password_reset_email(to_email, username, token), "password reset mail")
+
+
+async def deliver(message: EmailMessage, what: str) -> None:
+    """Send over SMTP; a failure is logged (the caller is a background task), never raised."""
     password = settings.mail_password.get_secret_value() if settings.mail_password else None
     try:
         await aiosmtplib.send(
@@ -66,6 +77,37 @@ async def send_password_reset_email(to_email: str, username: str, token: str) ->
             timeout=15,
         )
     except (aiosmtplib.SMTPException, OSError):
-        logger.exception("Could not send password reset mail to %s", to_email)
+        logger.exception("Could not send %s to %s", what, message["To"])
     else:
-        logger.info("Password reset mail sent to %s", to_email)
+        logger.info("%s sent to %s", what.capitalize(), message["To"])
+
+
+EMAIL_CHANGED_SUBJECT = "Your email address was changed"
+
+
+def build_email_changed_notice(to_email: str, username: str, new_email: str) -> EmailMessage:
+    context = {"username": username, "new_email": new_email}
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to_email
+    message["Subject"] = EMAIL_CHANGED_SUBJECT
+    message.set_content(templates.get_template("email_changed.txt").render(context))
+    message.add_alternative(
+        templates.get_template("email_changed.html").render(context), subtype="html"
+    )
+    return message
+
+
+async def send_email_changed_notice(to_email: str, username: str, new_email: str) -> None:
+    """Tell the old address that the account's email changed, so a hijack does not go unseen.
+
+    Runs as a background task: failures are logged, never raised to the client.
+    """
+    if not settings.mail_server:
+        logger.info(
+            "MAIL_SERVER is not set; email change notice not sent. To: %s Subject: %s",
+            to_email,
+            EMAIL_CHANGED_SUBJECT,
+        )
+        return
+    await deliver(build_email_changed_notice(to_email, username, new_email), "email change notice")

@@ -1,14 +1,14 @@
 """Exception handlers: JSON under /api, HTML on pages, a 503 when the database is down."""
 
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,11 +36,44 @@ async def on_http_exception(request: Request, exc: StarletteHTTPException) -> Re
 async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
     if is_page(request):
         return render_error_page(request, status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid request")
-    return await request_validation_exception_handler(request, exc)
+    detail = [public_error(error) for error in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def public_error(error: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's error without the submitted `input`: a 422 never echoes a password back, and
+    NaN or Infinity (which Python's JSON parser accepts) cannot make the answer unencodable.
+    `ctx` keeps only the values that are plain JSON (limits, patterns, reasons)."""
+    public: dict[str, Any] = {key: error[key] for key in ("loc", "msg", "type") if key in error}
+    ctx = {key: value for key, value in error.get("ctx", {}).items() if is_plain_json(value)}
+    if ctx:
+        public["ctx"] = ctx
+    return public
+
+
+def is_plain_json(value: object) -> bool:
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) < 2**63  # beyond, some JSON parsers lose precision
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(is_plain_json(item) for item in value)
+    return False
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> Response:
-    logger.error("Database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    # SQLAlchemy wraps psycopg's errors: a statement cancelled by the read engine's
+    # statement_timeout (QueryCanceled) is an OperationalError too, and also answers 503.
+    if isinstance(getattr(exc, "orig", None), QueryCanceled):
+        logger.warning(
+            "Query cancelled by PostgreSQL (statement_timeout) during %s %s",
+            request.method,
+            request.url.path,
+        )
+    else:
+        logger.error("Database unavailable during %s %s: %s", request.method, request.url.path, exc)
     if is_page(request):
         return render_error_page(
             request,
@@ -68,10 +101,19 @@ async def on_unstorable_text(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+)
+UNSTORABLE: tuple[type[Exception], ...] = (DataError, UnicodeEncodeError)
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(StarletteHTTPException, on_http_exception)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    for exc_class in (OperationalError, InterfaceError, PoolTimeoutError):
+    # Starlette types every handler as taking any Exception; it calls each with its own class.
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
+    for exc_class in DATABASE_UNAVAILABLE:
         app.add_exception_handler(exc_class, on_database_unavailable)
-    for exc_class in (DataError, UnicodeEncodeError):
+    for exc_class in UNSTORABLE:
         app.add_exception_handler(exc_class, on_unstorable_text)

@@ -1,7 +1,8 @@
 """Profile-picture processing with Pillow: any supported image in, a clean 300x300 JPEG out.
 
-Decoding is blocking and can take a few hundred MB for a large photo: the app calls
-`process_profile_picture`, which runs it in a thread, a bounded number at a time.
+Decoding is blocking and takes up to about 390 MB for the largest accepted image (measured,
+see MAX_PIXELS): the app calls `process_profile_picture`, which runs it in a thread, a bounded
+number at a time.
 """
 
 from io import BytesIO
@@ -9,16 +10,25 @@ from io import BytesIO
 import anyio
 from PIL import Image, ImageOps
 
+from config import settings
+
 SIZE = (300, 300)
+# Modes `Image.reduce` handles; the others (palette, 16-bit...) are converted at full size.
+REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
 # Recognised from the file's bytes, never its name or Content-Type. The JPEG decoder also
 # reads the MPO files phone cameras write (a JPEG with a preview image appended).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
-# Far above any real photo (a 50 MP camera), far below what would exhaust memory.
-MAX_PIXELS = 60_000_000
+# Above a 24 MP camera's photos (a bigger one is easily scaled down before upload), and what
+# bounds the memory of a decode. Measured by bench/image_memory.py: the peak growth of the
+# process for a 5000x5000 (25 MP) upload of at most 5 MB is 389 MB for WebP with alpha (libwebp
+# decodes into a buffer of its own, then Pillow copies it), 290 MB for 16-bit PNG, 264 MB for
+# palette PNG/GIF with transparency, 193 MB for PNG with alpha, under 10 MB for JPEG (decoded
+# at reduced scale).
+MAX_PIXELS = 25_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-# A 60 MP image decodes to about 180 MB: two at once bound the memory a burst of uploads takes.
+# Two decodes at once: a burst of uploads takes at most about 2 x 390 MB.
 PROCESSING_SLOTS = 2
 _processing_limiter = anyio.CapacityLimiter(PROCESSING_SLOTS)
 
@@ -27,8 +37,27 @@ class InvalidImage(ValueError):
     pass
 
 
+class ProcessingBusy(RuntimeError):
+    """IMAGE_MAX_WAITING uploads already wait for a slot: come back later."""
+
+
+# What a client is told to wait when the queue is full: a few pictures' time.
+RETRY_AFTER_SECONDS = 2
+
+
+def images_waiting() -> int:
+    """Uploads queued behind the ones being processed, in this worker."""
+    return _processing_limiter.statistics().tasks_waiting
+
+
 async def process_profile_picture(data: bytes) -> bytes:
-    """`make_profile_picture` off the event loop, at most PROCESSING_SLOTS at once."""
+    """`make_profile_picture` off the event loop, at most PROCESSING_SLOTS at once.
+
+    Raises ProcessingBusy at once, rather than queue, when every slot is taken and
+    IMAGE_MAX_WAITING uploads already wait.
+    """
+    if _processing_limiter.available_tokens == 0 and images_waiting() >= settings.image_max_waiting:
+        raise ProcessingBusy
     return await anyio.to_thread.run_sync(make_profile_picture, data, limiter=_processing_limiter)
 
 
@@ -40,7 +69,7 @@ def make_profile_picture(data: bytes) -> bytes:
             if img.width * img.height > MAX_PIXELS:
                 raise InvalidImage("image dimensions too large")
             img.draft("RGB", (SIZE[0] * 2, SIZE[1] * 2))  # JPEG: decode at reduced scale, cheaply
-            picture = ImageOps.exif_transpose(img)  # also loads the first frame of an animation
+            picture = ImageOps.exif_transpose(shrink(img))  # the first frame of an animation
             picture = to_rgb(picture)
             picture = ImageOps.fit(picture, SIZE, Image.Resampling.LANCZOS)
             # Pillow copies `info` along and writes its comment into the JPEG: keep nothing of
@@ -56,6 +85,16 @@ def make_profile_picture(data: bytes) -> bytes:
         # DecompressionBombError, SyntaxError, struct.error from a bad EXIF block...): each
         # means "not an image we accept", never a server error.
         raise InvalidImage(f"{type(exc).__name__}: {exc}") from exc
+
+
+def shrink(img: Image.Image) -> Image.Image:
+    """Box-reduce a decoded image by a whole factor, its shorter side staying at least twice the
+    output's, so that turning and converting it copies a small image, not 25 MP of it. The
+    reduced image keeps `info` (EXIF orientation, transparency)."""
+    factor = min(img.size) // (2 * min(SIZE))
+    if factor < 2 or img.mode not in REDUCIBLE_MODES:
+        return img
+    return img.reduce(factor)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -1,6 +1,7 @@
 """The blog: JSON API under /api, HTML pages, static files. Wiring only."""
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -9,34 +10,42 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+import docs
 import errors
+import log_filters
 import metrics
 from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
 from logs import RequestIdMiddleware, configure_logging
+from ratelimit import limiter
 from routers import health, pages, posts, users
 from security_headers import SecurityHeadersMiddleware
 
 configure_logging(settings.log_format)
 for chatty in ("watchfiles", "alembic.runtime.plugins"):
     logging.getLogger(chatty).setLevel(logging.WARNING)
+log_filters.install()  # no reset token from a request line in the access log
 HERE = Path(__file__).parent
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if EMBEDDED:  # zero-setup development: bring the embedded database up to date
         await run_in_threadpool(upgrade_to_head)
     yield
+    await limiter.aclose()
     await engine.dispose()
     await read_engine.dispose()
+    await health.probe_engine.dispose()
 
 
 app = FastAPI(
     title="Blog API",
     summary="Users, posts and profile pictures, with HTML pages.",
     lifespan=lifespan,
+    docs_url=None,  # docs.py serves /docs and /redoc without a CDN
+    redoc_url=None,
 )
 app.add_middleware(BodyLimitMiddleware)  # inside the headers, so a 413 carries them too
 app.add_middleware(SecurityHeadersMiddleware)
@@ -57,9 +66,11 @@ app.include_router(users.router)
 app.include_router(posts.router)
 app.include_router(health.router)
 app.include_router(pages.router)
+app.include_router(docs.router)
 if settings.metrics_enabled:
     app.include_router(metrics.router)
 
+app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 # StaticFiles answers 500 for a folder that does not exist (as with S3, until a local upload).
 settings.media_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ Series (labels are the route template, never the raw path, so ids cannot multipl
 - `http_requests_total{method, route, status}`
 - `http_request_duration_seconds{method, route}` (a histogram)
 - `db_connections_in_use{pool}`: connections checked out of the write and read pools
-- `password_hashes_waiting`: argon2 hashes queued or running
+- `password_hashes_waiting`: argon2 hashes queued behind the running ones
 - `rate_limit_refusals_total{scope}`: 429s, per limit
 """
 
@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import auth
 import database
 from config import settings
 
@@ -135,7 +136,7 @@ CONNECTIONS_IN_USE = Gauge(
 )
 PASSWORD_HASHES_WAITING = Gauge(
     "password_hashes_waiting",
-    "Password hashes queued or running",
+    "Password hashes queued behind the running ones",
     multiprocess_mode="livesum",
     registry=None,
 )
@@ -146,7 +147,8 @@ RATE_LIMIT_REFUSALS = Counter(
 
 WRITE_POOL_IN_USE = CONNECTIONS_IN_USE.labels("write")
 READ_POOL_IN_USE = CONNECTIONS_IN_USE.labels("read")
-_last_in_use = [-1, -1]
+GAUGES = (WRITE_POOL_IN_USE, READ_POOL_IN_USE, PASSWORD_HASHES_WAITING)
+_last_sampled = [-1, -1, -1]
 
 
 def checked_out(engine: AsyncEngine) -> int:
@@ -155,15 +157,14 @@ def checked_out(engine: AsyncEngine) -> int:
     return pool.checkedout() if isinstance(pool, QueuePool) else 0
 
 
-def sample_pools() -> None:
-    """Connections in use per pool, read from each pool (no hook inside the database layer);
-    written to the shared file only when it changed."""
-    write, read = checked_out(database.engine), checked_out(database.read_engine)
-    if write != _last_in_use[0]:
-        WRITE_POOL_IN_USE.set(write)
-    if read != _last_in_use[1]:
-        READ_POOL_IN_USE.set(read)
-    _last_in_use[:] = write, read
+def sample_gauges() -> None:
+    """Connections in use per pool and hashes waiting, read where they are kept (no hook in
+    the database layer or the hash queue); written to the shared file only when they change."""
+    now = checked_out(database.engine), checked_out(database.read_engine), auth.hashes_waiting()
+    for gauge, value, last in zip(GAUGES, now, _last_sampled, strict=True):
+        if value != last:
+            gauge.set(value)
+    _last_sampled[:] = now
 
 
 # (method, route, status) -> its request counter and latency histogram: prometheus-client's
@@ -218,7 +219,7 @@ class MetricsMiddleware:
             count.inc()
             latency.observe(time.perf_counter() - start)
             # After the request, its own connection is back: an idle worker reports zero.
-            sample_pools()
+            sample_gauges()
 
 
 router = APIRouter(include_in_schema=False)
@@ -227,7 +228,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/metrics")
 def metrics() -> Response:
     """Every worker's series, in Prometheus' text format (a plain `def`: it reads files)."""
-    sample_pools()
+    sample_gauges()
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

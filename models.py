@@ -1,10 +1,11 @@
-"""Tables: users, posts and password-reset tokens."""
+"""Tables: users, posts, password-reset tokens and revoked access tokens."""
 
 from datetime import datetime
 
 from sqlalchemy import DateTime, ForeignKey, Index, String, Text, func
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+import usernames
 from database import Base
 
 
@@ -13,6 +14,9 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(50))
+    # usernames.username_skeleton(username), kept current by `_set_skeleton`; unique, so two
+    # names that look alike cannot both exist. Text: a skeleton can be longer than its name.
+    username_skeleton: Mapped[str] = mapped_column(Text)
     email: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(255))
     image_file: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -29,7 +33,13 @@ class User(Base):
     __table_args__ = (
         Index("uq_users_username_lower", func.lower(username), unique=True),
         Index("uq_users_email_lower", func.lower(email), unique=True),
+        Index("uq_users_username_skeleton", username_skeleton, unique=True),
     )
+
+    @validates("username")
+    def _set_skeleton(self, _key: str, username: str) -> str:
+        self.username_skeleton = usernames.username_skeleton(username)
+        return username
 
 
 class Post(Base):
@@ -65,3 +75,14 @@ class PasswordResetToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="reset_tokens")
+
+
+class RevokedToken(Base):
+    """Access tokens ended before their expiry (logout), until they would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    # The token's `jti` claim (or, for a token without one, the SHA-256 of the token).
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Past this moment the token is refused for its `exp` anyway: the row may go.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,7 +1,7 @@
 """Request and response models, and every error message the API sends."""
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from fastapi import Path, Query
 from pydantic import (
@@ -11,11 +11,16 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
     computed_field,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from passwords import password_problem, personal_problem
 from storage import public_url
+from usernames import normalise_username
 
 
 class Detail:
@@ -41,6 +46,16 @@ class Detail:
     DELETE_POST_FORBIDDEN = "Not authorized to delete this post"
     RATE_LIMITED = "Too many requests. Please try again later."
     DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please try again."
+    PASSWORD_CHECKS_BUSY = "Too many password checks in progress. Please try again in a moment."
+    IMAGES_BUSY = "Too many pictures are being processed. Please try again in a moment."
+    SKIP_TOO_DEEP = (
+        "skip can be at most 10000. To page further, use cursor pagination: pass the"
+        " next_cursor of the previous page as cursor=."
+    )
+    CONTENT_TOO_MANY_BYTES = (
+        "Content must be at most 200000 bytes of UTF-8"
+        " (emoji and many non-Latin characters take 3 or 4 bytes each)."
+    )
 
 
 class Message:
@@ -60,12 +75,41 @@ def storable_text(value: str) -> str:
 
 
 Text = AfterValidator(storable_text)
+# NFKC, no control/format/bidi characters, something visible (usernames.py); the database
+# keeps one owner per confusable skeleton.
 Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Text
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+    Text,
+    AfterValidator(normalise_username),
 ]
-Password = Annotated[str, Field(min_length=8, max_length=1024), Text]
+
+
+def acceptable_password(value: str) -> str:
+    """Not a common password, not blank (passwords.py)."""
+    if problem := password_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+Password = Annotated[
+    str, Field(min_length=8, max_length=1024), Text, AfterValidator(acceptable_password)
+]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text]
-Content = Annotated[str, Field(min_length=1, max_length=100_000), Text]
+# Characters and bytes: 100,000 emoji are 400 KB, and a page of 100 such posts was 40 MB.
+MAX_CONTENT_BYTES = 200_000
+
+
+def within_content_bytes(value: str) -> str:
+    # A character takes at most 4 bytes: only long texts need encoding to know.
+    if len(value) * 4 > MAX_CONTENT_BYTES and len(value.encode()) > MAX_CONTENT_BYTES:
+        raise PydanticCustomError("content_too_many_bytes", Detail.CONTENT_TOO_MANY_BYTES)
+    return value
+
+
+Content = Annotated[
+    str, Field(min_length=1, max_length=100_000), Text, AfterValidator(within_content_bytes)
+]
 Email = Annotated[EmailStr, Field(max_length=320), Text]
 
 
@@ -83,14 +127,39 @@ class Token(BaseModel):
 
 
 class UserCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "ada",
+                    "email": "ada@example.com",
+                    "password": "analytical-engine-1843",
+                }
+            ]
+        }
+    )
+
     username: Username
     email: Email
     password: Password
 
+    @field_validator("password")
+    @classmethod
+    def _not_personal(cls, password: str, info: ValidationInfo) -> str:
+        # A username or email that failed its own validation is missing: compare with the other.
+        username, email = info.data.get("username", ""), info.data.get("email", "")
+        if problem := personal_problem(password, username=username, email=email):
+            raise ValueError(problem)
+        return password
+
 
 class UserUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"username": "ada_lovelace"}]})
+
     username: Username | None = None
     email: Email | None = None
+    # Needed only when the email changes: a stolen session alone cannot take over the account.
+    current_password: Annotated[str, Field(max_length=1024), Text] | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
@@ -99,15 +168,39 @@ class UserUpdate(BaseModel):
 
 
 class PasswordChange(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "analytical-engine-1843",
+                    "new_password": "difference-engine-1822",
+                }
+            ]
+        }
+    )
+
     current_password: Annotated[str, Field(max_length=1024), Text]
     new_password: Password
 
 
 class ForgotPassword(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+
     email: Email
 
 
 class ResetPassword(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "the-token-from-the-mailed-link",
+                    "new_password": "difference-engine-1822",
+                }
+            ]
+        }
+    )
+
     token: Annotated[str, Field(min_length=1, max_length=200), Text]
     new_password: Password
 
@@ -119,7 +212,7 @@ class UserPublic(BaseModel):
     username: str
     image_file: str | None
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use of @property
     @property
     def image_path(self) -> str:
         return public_url(self.image_file)
@@ -130,11 +223,23 @@ class UserPrivate(UserPublic):
 
 
 class PostCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Notes on the engine", "content": "It weaves algebraic patterns."}
+            ]
+        }
+    )
+
     title: Title
     content: Content
 
 
 class PostUpdate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"title": "Notes on the Analytical Engine"}]}
+    )
+
     title: Title | None = None
     content: Content | None = None
 
@@ -172,10 +277,42 @@ def reject_explicit_nulls(model: BaseModel) -> None:
 
 # Path ids are PostgreSQL integers: anything outside that range is a 422, not a database error.
 ResourceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-Skip = Annotated[int, Query(ge=0, le=2**31 - 1)]
+# An offset makes PostgreSQL walk past every skipped row, on every request: deeper than this,
+# clients page with cursors, which cost the same at any depth.
+MAX_SKIP = 10_000
+
+
+def within_skip_limit(skip: int) -> int:
+    if skip > MAX_SKIP:
+        raise PydanticCustomError("skip_too_deep", Detail.SKIP_TOO_DEEP)
+    return skip
+
+
+Skip = Annotated[
+    int,
+    # `le` would answer with pydantic's own message; the validator's points to cursors.
+    Query(
+        ge=0,
+        description="At most 10000: page deeper with cursor=",
+        json_schema_extra={"maximum": MAX_SKIP},
+    ),
+    AfterValidator(within_skip_limit),
+]
 Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS_PER_PAGE")]
 
 
-def errors(*codes: int) -> dict[int | str, dict]:
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """Document the error statuses a route can answer, with the shared error body."""
     return {code: {"model": ErrorResponse} for code in codes}
+
+
+# The login form is FastAPI's OAuth2PasswordRequestForm: its example joins the operation here.
+LOGIN_FORM_OPENAPI = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "example": {"username": "ada@example.com", "password": "analytical-engine-1843"}
+            }
+        }
+    }
+}

@@ -1,4 +1,8 @@
-"""Security headers on every response (pure ASGI, so streaming responses pass untouched)."""
+"""Security headers on every response (pure ASGI, so streaming responses pass untouched).
+
+Every response carries a Content-Security-Policy: this default one, or the one a route set
+itself (the interactive docs in docs.py have their own).
+"""
 
 from functools import cache
 from urllib.parse import urlsplit
@@ -18,8 +22,6 @@ HEADERS = [
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
-# FastAPI's interactive docs load Swagger UI / ReDoc from a CDN: they keep the other headers.
-DOCS_PATHS = ("/docs", "/redoc")
 
 
 @cache
@@ -40,14 +42,13 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = not scope["path"].startswith(DOCS_PATHS)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 headers += [(name, value) for name, value in HEADERS if name not in present]
-                if csp and b"content-security-policy" not in present:
+                if b"content-security-policy" not in present:
                     policy = content_security_policy(settings.s3_endpoint_url)
                     headers.append((b"content-security-policy", policy))
                 message["headers"] = headers

@@ -7,7 +7,7 @@ URL for it. Every call that touches the network or the disk runs off the event l
 import logging
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -15,6 +15,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from starlette.concurrency import run_in_threadpool
 
 from config import settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class S3Storage:
         self.bucket = bucket
         self.region = region
         self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
-        self._client_kwargs = {
+        self._client_kwargs: dict[str, Any] = {
             "region_name": region,
             "endpoint_url": endpoint_url,
             "aws_access_key_id": access_key_id,
@@ -56,14 +59,14 @@ class S3Storage:
         }
 
     @property
-    def client(self):
+    def client(self) -> "S3Client":
         # boto3 clients are thread-safe; made on first use (in a worker thread: building one
         # loads botocore's service models, which is blocking) so tests can mock AWS first.
         if not hasattr(self, "_client"):
             self._client = boto3.client("s3", **self._client_kwargs)
         return self._client
 
-    async def _call(self, operation: str, **params) -> None:
+    async def _call(self, operation: str, **params: object) -> None:
         """One S3 operation, client included, off the event loop."""
         try:
             await run_in_threadpool(lambda: getattr(self.client, operation)(**params))

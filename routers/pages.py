@@ -5,17 +5,19 @@ Posts are rendered here, so every page shows its content without JavaScript; the
 writing, editing and the account page.
 """
 
+import re
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from database import ReadDep
-from routers.posts import PostReadDep, fetch_posts_page
+from database import ReadDep, SessionDep
+from routers.posts import PostReadDep, fetch_posts_page, page_offset
 from routers.users import PublicUserDep
-from schemas import Skip
+from schemas import MAX_SKIP, Detail
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -35,8 +37,37 @@ def format_date(value: datetime) -> str:
     return f"{value:%B} {value.day}, {value.year}"
 
 
+# A post card on a list page shows this many characters of the post at most; the post's own
+# page shows all of it. (A page of whole posts could weigh megabytes.)
+EXCERPT_CHARS = 200
+WORD = re.compile(r"\S+")
+
+
+def excerpt(text: str, length: int = EXCERPT_CHARS) -> str:
+    """The text on one line, cut at a word with "…" when longer than `length` characters.
+
+    Reads the words it keeps and no further: a post may be 100,000 characters long.
+    """
+    kept: list[str] = []
+    size = 0  # len(" ".join(kept))
+    for match in WORD.finditer(text):
+        word = match.group()
+        if size + bool(kept) + len(word) > length:
+            break
+        size += bool(kept) + len(word)
+        kept.append(word)
+    else:
+        return " ".join(kept)
+    while kept and size > length - 1:  # room for the "…"
+        size -= len(kept.pop()) + bool(kept)
+    if not kept:  # a first word longer than the excerpt: cut inside it
+        return WORD.search(text).group()[: length - 1] + "…"
+    return " ".join(kept) + "…"
+
+
 templates.env.globals["notices"] = NOTICES
 templates.env.filters["date"] = format_date
+templates.env.filters["excerpt"] = excerpt
 
 
 def render(request: Request, name: str, context: dict | None = None, **kwargs) -> HTMLResponse:
@@ -50,9 +81,20 @@ def render_error_page(
     return render(request, "error.html", context, status_code=status_code, headers=headers)
 
 
+async def page_skip(session: SessionDep, skip: Annotated[int, Query(ge=0)] = 0) -> int:
+    """`skip` of a list page, marked when deep (as the API's `page_offset`); deeper than the
+    API allows, an error page pointing to cursors."""
+    if skip > MAX_SKIP:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=Detail.SKIP_TOO_DEEP)
+    return await page_offset(session, skip)
+
+
+PageSkip = Annotated[int, Depends(page_skip)]
+
+
 @router.get("/", response_class=HTMLResponse)
 @router.get("/posts", response_class=HTMLResponse)
-async def home_page(request: Request, db: ReadDep, skip: Skip = 0):
+async def home_page(request: Request, skip: PageSkip, db: ReadDep):
     """The newest posts; "Load more" fetches the next pages from the API."""
     page = await fetch_posts_page(db, skip=skip, limit=None)
     return render(
@@ -69,9 +111,9 @@ async def post_page(request: Request, post: PostReadDep):
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)
 async def user_posts_page(
     request: Request,
+    skip: PageSkip,
     user: PublicUserDep,
     db: ReadDep,
-    skip: Skip = 0,
 ):
     """A user's posts, newest first."""
     page = await fetch_posts_page(db, skip=skip, limit=None, user_id=user.id)

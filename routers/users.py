@@ -11,25 +11,47 @@ from fastapi import (
     BackgroundTasks,
     Depends,
     HTTPException,
+    Response,
     UploadFile,
     status,
 )
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 import models
-from auth import CurrentUser, create_access_token, hash_password, verify_password
+from auth import (
+    CurrentToken,
+    CurrentUser,
+    create_access_token,
+    hash_password,
+    release_connection,
+    verify_password,
+)
 from body_limit import too_large
 from config import settings
-from database import ReadDep, SessionDep
-from email_utils import send_password_reset_email
-from images import InvalidImage, process_profile_picture
-from ratelimit import login_limit, password_reset_limit, register_limit
-from routers.posts import fetch_posts_page
+from database import Base, ReadDep, SessionDep
+from email_utils import send_email_changed_notice, send_password_reset_email
+from images import RETRY_AFTER_SECONDS as IMAGE_RETRY_AFTER_SECONDS
+from images import InvalidImage, ProcessingBusy, process_profile_picture
+from passwords import personal_problem
+from ratelimit import (
+    account_key,
+    limit_login_per_account,
+    login_limit,
+    password_change_limit,
+    password_reset_account_limit,
+    password_reset_limit,
+    register_limit,
+    upload_limit,
+)
+from routers.posts import SkipDep, fetch_posts_page
 from schemas import (
+    LOGIN_FORM_OPENAPI,
     Detail,
     ForgotPassword,
     Limit,
@@ -39,7 +61,6 @@ from schemas import (
     PasswordChange,
     ResetPassword,
     ResourceId,
-    Skip,
     Token,
     UserCreate,
     UserPrivate,
@@ -56,6 +77,7 @@ router = APIRouter(prefix="/api/users", tags=["users"], responses=errors(503))
 UNIQUE_VIOLATIONS = {
     "uq_users_username_lower": Detail.USERNAME_EXISTS,
     "uq_users_email_lower": Detail.EMAIL_EXISTS,
+    "uq_users_username_skeleton": Detail.USERNAME_EXISTS,
 }
 
 
@@ -84,8 +106,10 @@ async def commit_user(db: AsyncSession) -> None:
 
 
 async def get_user_or_404(user_id: ResourceId, db: SessionDep) -> models.User:
-    """A user as an ORM object, for the routes that change it."""
+    """A user as an ORM object, for the routes that change it (the connection goes back to the
+    pool: the route writes in a transaction of its own)."""
     user = await db.get(models.User, user_id)
+    await release_connection(db)
     if user is None:
         raise user_not_found()
     return user
@@ -123,6 +147,14 @@ def bad_credentials() -> HTTPException:
     )
 
 
+def invalid_new_password(problem: str) -> RequestValidationError:
+    """A 422 like FastAPI's own, worded as pydantic words the same rule at registration."""
+    msg = f"Value error, {problem}"
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", "new_password"), "msg": msg}]
+    )
+
+
 def hash_reset_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -133,13 +165,45 @@ async def delete_reset_tokens(db: AsyncSession, user_id: int) -> None:
     )
 
 
-async def set_password(db: AsyncSession, user: models.User, password: str) -> None:
-    """New hash, every reset token gone, every access token issued so far invalid."""
-    new_hash = await hash_password(password)
+async def set_password(db: AsyncSession, user: models.User, new_hash: str) -> None:
+    """New hash (made before: no transaction waits for argon2), every reset token gone, every
+    access token issued so far invalid."""
     await delete_reset_tokens(db, user.id)
     # Changed after the statement above, so a row deleted meanwhile shows at commit_user.
     user.password_hash = new_hash
     user.token_version += 1
+
+
+def wrong_password() -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.WRONG_PASSWORD)
+
+
+def check_new_password(password: str, *, username: str, email: str) -> None:
+    """The rules registration checks with the account's own name and email (passwords.py)."""
+    if problem := personal_problem(password, username=username, email=email):
+        raise invalid_new_password(problem)
+
+
+async def check_current_password(user: models.User, password: str | None) -> None:
+    """The password the user typed, checked against the hash loaded with them (no connection
+    is held meanwhile: the dependencies gave it back)."""
+    valid = password is not None and (await verify_password(password, user.password_hash))[0]
+    if not valid:
+        raise wrong_password()
+
+
+async def lock_verified_user(db: AsyncSession, user: models.User) -> None:
+    """Start the write: lock the user's row and make sure the password just verified is still
+    theirs. Another request may have changed it while this one hashed."""
+    current_hash = await db.scalar(
+        select(models.User.password_hash).where(models.User.id == user.id).with_for_update()
+    )
+    if current_hash is None:
+        await db.rollback()
+        raise user_not_found()
+    if current_hash != user.password_hash:
+        await db.rollback()
+        raise wrong_password()
 
 
 @router.post(
@@ -149,12 +213,11 @@ async def set_password(db: AsyncSession, user: models.User, password: str) -> No
     responses=errors(400, 413, 429),
     dependencies=[Depends(register_limit)],
 )
-async def create_user(data: UserCreate, db: SessionDep):
+async def create_user(data: UserCreate, db: SessionDep) -> models.User:
     """Register a new account."""
+    password_hash = await hash_password(data.password)  # before the session touches the pool
     user = models.User(
-        username=data.username,
-        email=data.email.lower(),
-        password_hash=await hash_password(data.password),
+        username=data.username, email=data.email.lower(), password_hash=password_hash
     )
     db.add(user)
     await commit_user(db)
@@ -163,25 +226,44 @@ async def create_user(data: UserCreate, db: SessionDep):
 
 @router.post(
     "/token",
+    openapi_extra=LOGIN_FORM_OPENAPI,
     response_model=Token,
     responses=errors(400, 401, 413, 429),
-    dependencies=[Depends(login_limit)],
+    dependencies=[Depends(login_limit), Depends(limit_login_per_account)],
 )
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep):
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep, response: Response
+) -> Token:
     """Log in with email (as `username`) and password; answers a bearer token."""
     user = await db.scalar(
         select(models.User).where(func.lower(models.User.email) == form.username.lower())
     )
     # Argon2 takes a while: end the read's transaction first, so the connection goes back to
     # the pool during the hash instead of idling in a transaction.
-    await db.commit()
+    await release_connection(db)
     valid, new_hash = await verify_password(form.password, user.password_hash if user else None)
     if user is None or not valid:
         raise bad_credentials()
     # Stored with outdated argon2 parameters: upgrade it, now that the password is known.
     if new_hash and not await upgrade_hash(db, user, new_hash):
         raise bad_credentials()  # the account was deleted, or its password changed, meanwhile
+    # RFC 6749 5.1: a response carrying a token is never stored by a cache or the browser.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     return Token(access_token=create_access_token(user))
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
+async def logout(token: CurrentToken, user: CurrentUser, db: SessionDep) -> None:
+    """Log out: the token of this request is refused from now on (until it would expire)."""
+    await db.execute(
+        pg_insert(models.RevokedToken)
+        .values(jti=token.token_id, expires_at=token.expires_at)
+        .on_conflict_do_nothing()
+    )
+    # Rows past their token's expiry protect nothing: logouts are rare, so each clears them.
+    await db.execute(delete(models.RevokedToken).where(models.RevokedToken.expires_at < func.now()))
+    await db.commit()
 
 
 async def upgrade_hash(db: AsyncSession, user: models.User, new_hash: str) -> bool:
@@ -194,22 +276,30 @@ async def upgrade_hash(db: AsyncSession, user: models.User, new_hash: str) -> bo
         .execution_options(synchronize_session=False)
     )
     await db.commit()
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]  # an UPDATE's CursorResult
 
 
 @router.get("/me", response_model=UserPrivate, responses=errors(401))
-async def read_me(user: CurrentUser):
+async def read_me(user: CurrentUser) -> models.User:
     """The logged-in user, with email."""
     return user
 
 
-@router.patch("/me/password", response_model=MessageResponse, responses=errors(400, 401, 404, 413))
-async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDep):
+@router.patch(
+    "/me/password",
+    response_model=MessageResponse,
+    responses=errors(400, 401, 404, 413, 429),
+    dependencies=[Depends(password_change_limit)],
+)
+async def change_password(
+    data: PasswordChange, user: CurrentUser, db: SessionDep
+) -> MessageResponse:
     """Change the password; every access token issued before stops working."""
-    valid, _ = await verify_password(data.current_password, user.password_hash)
-    if not valid:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.WRONG_PASSWORD)
-    await set_password(db, user, data.new_password)
+    await check_current_password(user, data.current_password)
+    check_new_password(data.new_password, username=user.username, email=user.email)
+    new_hash = await hash_password(data.new_password)
+    await lock_verified_user(db, user)
+    await set_password(db, user, new_hash)
     await commit_user(db)
     return MessageResponse(message=Message.PASSWORD_CHANGED)
 
@@ -221,27 +311,65 @@ async def change_password(data: PasswordChange, user: CurrentUser, db: SessionDe
     responses=errors(400, 413, 429),
     dependencies=[Depends(password_reset_limit)],
 )
-async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db: SessionDep):
+async def forgot_password(
+    data: ForgotPassword, background: BackgroundTasks, db: SessionDep
+) -> MessageResponse:
     """Mail a single-use reset link; answers the same whether or not the account exists."""
-    user = await db.scalar(
-        select(models.User).where(func.lower(models.User.email) == data.email.lower())
-    )
-    if user is not None:
-        token = secrets.token_urlsafe(32)
-        await delete_reset_tokens(db, user.id)  # a new request replaces the older tokens
-        db.add(
-            models.PasswordResetToken(
-                user_id=user.id,
-                token_hash=hash_reset_token(token),
-                expires_at=datetime.now(UTC)
-                + timedelta(minutes=settings.reset_token_expire_minutes),
-            )
-        )
-        await db.commit()
-        background.add_task(
-            send_password_reset_email, to_email=user.email, username=user.username, token=token
-        )
+    await password_reset_account_limit.hit(account_key(data.email))
+    token = secrets.token_urlsafe(32)
+    account = await replace_reset_token(db, data.email, token)
+    # Scheduled on both paths: the answer's timing tells nothing about the account.
+    background.add_task(mail_reset_link, account=account, token=token)
     return MessageResponse(message=Message.RESET_REQUESTED)
+
+
+# The statements of a reset request, run alike whether or not the email has an account (with
+# `user_id` NULL they match no row): the response time tells nothing about which emails exist.
+# id, email and username of the account a reset is asked for.
+Account = Row[int, str, str]
+LOCK_ACCOUNT_BY_EMAIL = (
+    select(models.User.id, models.User.email, models.User.username)
+    .where(func.lower(models.User.email) == bindparam("email"))
+    .with_for_update()
+)
+DELETE_RESET_TOKENS = delete(models.PasswordResetToken).where(
+    models.PasswordResetToken.user_id == bindparam("user_id")
+)
+RESET_TOKENS = Base.metadata.tables[models.PasswordResetToken.__tablename__]
+INSERT_RESET_TOKEN = insert(RESET_TOKENS).from_select(
+    ["user_id", "token_hash", "expires_at"],
+    select(
+        models.User.id,
+        bindparam("token_hash", type_=models.PasswordResetToken.token_hash.type),
+        bindparam("expires_at", type_=models.PasswordResetToken.expires_at.type),
+    ).where(models.User.id == bindparam("user_id")),
+)
+
+
+async def replace_reset_token(db: AsyncSession, email: str, token: str) -> Account | None:
+    """Store the token's hash as the account's only reset token; the account, or None.
+
+    The row lock makes concurrent requests for one account take turns: each deletes the
+    tokens committed before it, so exactly one token stays valid.
+    """
+    account = (await db.execute(LOCK_ACCOUNT_BY_EMAIL, {"email": email.lower()})).first()
+    user_id = account.id if account else None
+    await db.execute(DELETE_RESET_TOKENS, {"user_id": user_id})
+    expires_at = datetime.now(UTC) + timedelta(minutes=settings.reset_token_expire_minutes)
+    await db.execute(
+        INSERT_RESET_TOKEN,
+        {"user_id": user_id, "token_hash": hash_reset_token(token), "expires_at": expires_at},
+    )
+    await db.commit()
+    return account
+
+
+async def mail_reset_link(account: Account | None, token: str) -> None:
+    """The background half of forgot-password: the mail, when there is an account."""
+    if account is not None:
+        await send_password_reset_email(
+            to_email=account.email, username=account.username, token=token
+        )
 
 
 @router.post(
@@ -250,47 +378,87 @@ async def forgot_password(data: ForgotPassword, background: BackgroundTasks, db:
     responses=errors(400, 404, 413, 429),
     dependencies=[Depends(password_reset_limit)],
 )
-async def reset_password(data: ResetPassword, db: SessionDep):
+async def reset_password(data: ResetPassword, db: SessionDep) -> MessageResponse:
     """Set a new password with the token from the reset mail."""
+    token_hash = hash_reset_token(data.token)
+    valid = models.PasswordResetToken.token_hash == token_hash
+    unexpired = models.PasswordResetToken.expires_at > func.now()
+    # Check first, so a made-up token costs no hash; then hash with no connection held.
+    found = (
+        await db.execute(
+            select(models.User.username, models.User.email)
+            .join(models.PasswordResetToken)
+            .where(valid, unexpired)
+        )
+    ).first()
+    await release_connection(db)
+    if found is None:
+        raise invalid_reset_token()
+    check_new_password(data.new_password, username=found.username, email=found.email)
+    new_hash = await hash_password(data.new_password)
     # Deleting the token is how it is used: two requests with one token cannot both succeed.
     user_id = await db.scalar(
         delete(models.PasswordResetToken)
-        .where(
-            models.PasswordResetToken.token_hash == hash_reset_token(data.token),
-            models.PasswordResetToken.expires_at > func.now(),
-        )
+        .where(valid, unexpired)
         .returning(models.PasswordResetToken.user_id)
     )
     user = await db.get(models.User, user_id) if user_id is not None else None
     if user is None:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.INVALID_RESET_TOKEN)
-    await set_password(db, user, data.new_password)
+        await db.rollback()
+        raise invalid_reset_token()
+    await set_password(db, user, new_hash)
     await commit_user(db)
     return MessageResponse(message=Message.PASSWORD_RESET)
 
 
+def invalid_reset_token() -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.INVALID_RESET_TOKEN)
+
+
 @router.get("/{user_id}", response_model=UserPublic, responses=errors(404))
-async def get_user(user: PublicUserDep):
+async def get_user(user: PublicUserDep) -> UserPublic:
     """A user's public profile."""
     return user
 
 
 @router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
-async def list_user_posts(user: PublicUserDep, db: ReadDep, skip: Skip = 0, limit: Limit = None):
+async def list_user_posts(
+    skip: SkipDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
+) -> PaginatedPosts:
     """A user's posts, newest first."""
     return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)
 
 
 @router.patch("/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413))
-async def update_user(data: UserUpdate, user: UserDep, current: CurrentUser, db: SessionDep):
-    """Change your username and/or email."""
+async def update_user(
+    data: UserUpdate,
+    user: UserDep,
+    current: CurrentUser,
+    db: SessionDep,
+    background: BackgroundTasks,
+) -> models.User:
+    """Change your username and/or email; a new email needs `current_password`."""
     ensure_self(user, current, Detail.UPDATE_USER_FORBIDDEN)
-    changes = data.model_dump(exclude_unset=True)
+    changes = data.model_dump(exclude_unset=True, exclude={"current_password"})
+    old_email = user.email
     if "email" in changes:
         changes["email"] = changes["email"].lower()
+    new_email = changes.get("email", old_email)
+    if new_email != old_email:
+        # Whoever holds a token must not take the account over by moving its reset mail.
+        await check_current_password(user, data.current_password)
+        await lock_verified_user(db, user)
+        await delete_reset_tokens(db, user.id)  # links sent to the old address die
     for name, value in changes.items():
         setattr(user, name, value)
     await commit_user(db)
+    if new_email != old_email:
+        background.add_task(
+            send_email_changed_notice,
+            to_email=old_email,
+            username=user.username,
+            new_email=new_email,
+        )
     return user
 
 
@@ -327,9 +495,14 @@ async def read_upload(file: UploadFile) -> bytes:
 
 
 @router.patch(
-    "/{user_id}/picture", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413, 503)
+    "/{user_id}/picture",
+    response_model=UserPrivate,
+    responses=errors(400, 401, 403, 404, 413, 429, 503),
+    dependencies=[Depends(upload_limit)],
 )
-async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, db: SessionDep):
+async def upload_picture(
+    file: UploadFile, user: UserDep, current: CurrentUser, db: SessionDep
+) -> models.User:
     """Upload a profile picture (JPEG, PNG, GIF or WebP); stored as a 300x300 JPEG."""
     ensure_self(user, current, Detail.UPDATE_PICTURE_FORBIDDEN)
     data = await read_upload(file)
@@ -337,6 +510,12 @@ async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, 
         picture = await process_profile_picture(data)
     except InvalidImage:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.INVALID_IMAGE) from None
+    except ProcessingBusy:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=Detail.IMAGES_BUSY,
+            headers={"Retry-After": str(IMAGE_RETRY_AFTER_SECONDS)},
+        ) from None
 
     new_file = f"{uuid.uuid4().hex}.jpg"
     try:
@@ -363,7 +542,7 @@ async def upload_picture(file: UploadFile, user: UserDep, current: CurrentUser, 
 @router.delete(
     "/{user_id}/picture", response_model=UserPrivate, responses=errors(400, 401, 403, 404)
 )
-async def delete_picture(user: UserDep, current: CurrentUser, db: SessionDep):
+async def delete_picture(user: UserDep, current: CurrentUser, db: SessionDep) -> models.User:
     """Remove your profile picture; the default one shows again."""
     ensure_self(user, current, Detail.DELETE_PICTURE_FORBIDDEN)
     old_file = await lock_picture(db, user)

@@ -5,8 +5,8 @@ The classic pattern:
 - tables are created once per session on a `NullPool` engine;
 - each test runs in one connection and an outer transaction that is rolled back at the end,
   the app's session joining it with savepoints, so a test can commit and still leave nothing;
-- S3 is moto's `mock_aws`; the app's `get_db` and `get_read_db` are overridden to hand out
-  the test session and its connection.
+- S3 is moto's `mock_aws`; the app's `get_db` is overridden to hand out the test session, and
+  nothing else: the public reads take their connection from it (database.get_read_db).
 
 The database is TEST_DATABASE_URL when set, else an embedded PostgreSQL in a temporary folder.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 # --- Environment, before any app import ------------------------------------------------------
 _scratch = Path(tempfile.mkdtemp(prefix="blog-tests-"))
 _embedded = None
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 if not TEST_DATABASE_URL:
     from embedded_postgres import start_embedded_postgres
 
@@ -42,7 +42,7 @@ os.environ.update(
         "S3_ACCESS_KEY_ID": "",
         "S3_SECRET_ACCESS_KEY": "",
         "MAIL_SERVER": "",
-        "RATE_LIMIT_ENABLED": "false",
+        "RATE_LIMIT_ENABLED": "",  # off, as in any development setup; tests turn it on
         "FRONTEND_URL": "http://testserver",
         # Cheap argon2 for speed; production keeps pwdlib's recommended parameters.
         "ARGON2_TIME_COST": "1",
@@ -54,6 +54,7 @@ os.environ.update(
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
+from email.message import EmailMessage  # noqa: E402
 from io import BytesIO  # noqa: E402
 
 import boto3  # noqa: E402
@@ -61,7 +62,9 @@ import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from PIL import Image  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import (  # noqa: E402
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -70,9 +73,10 @@ from sqlalchemy.ext.asyncio import (  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 import models  # noqa: E402, F401
-from database import Base, get_db, get_read_db  # noqa: E402
+from database import Base, get_db, make_sessionmaker  # noqa: E402
 from main import app  # noqa: E402
-from ratelimit import ALL_LIMITS  # noqa: E402
+from ratelimit import limiter  # noqa: E402
+from routers.health import get_probe_engine, make_probe_engine  # noqa: E402
 
 pytest_plugins = ["anyio"]
 
@@ -81,6 +85,19 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 TEST_IMAGE = Path(__file__).parent / "test_image.jpeg"
 DEFAULT_PASSWORD = "correct horse battery"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own tmp_path factory reads the option
+def pytest_configure(config):
+    """tmp_path folders inside this run's scratch folder, not in the shared
+    /tmp/pytest-of-<user>: every pytest run that starts (another checkout's, a test's own
+    sub-run) resets that one to mode 0700, and an embedded PostgreSQL there (run as another
+    user when the suite runs as root) loses access to its data folder."""
+    if config.option.basetemp is None:
+        # Made again for a second session in one process (mutmut's workers): the first one's
+        # unconfigure removed it.
+        _scratch.mkdir(mode=0o700, exist_ok=True)
+        config.option.basetemp = _scratch / "tmp"
 
 
 def pytest_unconfigure(config):
@@ -94,16 +111,50 @@ def anyio_backend():
     return "asyncio"
 
 
+# Rows that tests committed and never removed, per table; counted before the tables are dropped.
+ROWS_LEFT_BEHIND: dict[str, int] = {}
+
+
+async def count_rows(conn: AsyncConnection) -> dict[str, int]:
+    """Rows per table of the app's schema, only the tables that have some."""
+    counts = {}
+    for table in Base.metadata.sorted_tables:
+        rows = await conn.scalar(select(func.count()).select_from(table))
+        if rows:
+            counts[table.name] = rows
+    return counts
+
+
 @pytest.fixture(scope="session")
 async def engine():
     engine = create_async_engine(TEST_DATABASE_URL, poolclass=NullPool)
+    ROWS_LEFT_BEHIND.clear()  # a second session in one process starts afresh
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.drop_all)
         await conn.run_sync(Base.metadata.create_all)
     yield engine
     async with engine.begin() as conn:
+        ROWS_LEFT_BEHIND.update(await count_rows(conn))
         await conn.run_sync(Base.metadata.drop_all)
     await engine.dispose()
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown, even when stopped early
+def pytest_sessionfinish(session):
+    """A row some test left behind fails the run: a later test (in any order) could see it."""
+    if ROWS_LEFT_BEHIND and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if ROWS_LEFT_BEHIND:
+        counts = ", ".join(f"{table}: {rows}" for table, rows in ROWS_LEFT_BEHIND.items())
+        terminalreporter.section("rows left behind", red=True)
+        terminalreporter.line(
+            f"Tests left rows in the test database ({counts}). A test that commits through an "
+            "engine of its own must delete what it made, or later tests see it.",
+            red=True,
+        )
 
 
 @pytest.fixture
@@ -151,13 +202,8 @@ async def client(db_session, aws):
     async def override_get_db():
         yield db_session
 
-    async def override_get_read_db():
-        yield db_session.bind  # the test's connection: reads see what the test wrote
-
     app.dependency_overrides[get_db] = override_get_db
-    app.dependency_overrides[get_read_db] = override_get_read_db
-    for limit in ALL_LIMITS:
-        limit.reset()
+    await limiter.reset()
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
         yield c
     app.dependency_overrides.clear()
@@ -166,18 +212,16 @@ async def client(db_session, aws):
 def serve_app_from(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessionmaker:
     """Give the app real, separate sessions and read connections on these engines, instead of
     the test's one connection (for races and database restarts); returns the sessionmaker."""
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    sessions = make_sessionmaker(engine, read_engine)
 
     async def own_session():
         async with sessions() as session:
             yield session
 
-    async def own_read_connection():
-        async with read_engine.connect() as connection:
-            yield connection
-
     app.dependency_overrides[get_db] = own_session
-    app.dependency_overrides[get_read_db] = own_read_connection
+    # Readiness keeps its own connections, to the same server.
+    probe = make_probe_engine(engine.url)
+    app.dependency_overrides[get_probe_engine] = lambda: probe
     return sessions
 
 
@@ -222,6 +266,13 @@ async def create_test_post(
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def body_of(message: EmailMessage, kind: str) -> str:
+    """The plain or HTML part of a mail, as text."""
+    part = message.get_body((kind,))
+    assert part is not None, f"the mail has no {kind} part"
+    return str(part.get_content())
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from tests.conftest import DEFAULT_PASSWORD, auth_header, create_test_user, logi
 
 pytestmark = pytest.mark.anyio
 
-SECRET = settings.secret_key.get_secret_value()
+SECRET = settings.jwt_secret
 
 
 def make_token(claims: dict, key: str = SECRET, algorithm: str = "HS256") -> str:
@@ -124,7 +124,7 @@ async def test_tampered_token_is_rejected(client):
 
 async def test_unsigned_token_is_rejected(client):
     user = await create_test_user(client)
-    token = jwt.encode({"sub": str(user["id"]), "exp": in_minutes(5)}, None, algorithm="none")
+    token = jwt.encode({"sub": str(user["id"]), "exp": in_minutes(5)}, "", algorithm="none")
     await expect_invalid_token(client, token)
 
 

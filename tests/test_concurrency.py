@@ -5,9 +5,12 @@ cannot give: here the app gets its own sessions from a pooled engine on the test
 in production, and the test deletes the users it made at the end (cascades remove the rest).
 """
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+
 import anyio
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -32,14 +35,19 @@ async def live(engine, s3):
         yield client, sessions
     app.dependency_overrides.clear()
     async with sessions() as session:
-        await session.execute(delete(models.User).where(models.User.username.startswith(PREFIX)))
+        # Case-insensitively: some racing names are upper case ("RACEDUP"), and any of them may win.
+        made_here = func.lower(models.User.username).startswith(PREFIX)
+        await session.execute(delete(models.User).where(made_here))
         await session.commit()
     await live_engine.dispose()
 
 
-async def gather(*calls) -> list:
+Call = Callable[[], Awaitable[Response]]
+
+
+async def gather(*calls: Call) -> list[Response]:
     """Run the calls at the same time; their results in order."""
-    results = [None] * len(calls)
+    results: dict[int, Response] = {}
 
     async def run(index, call):
         results[index] = await call()
@@ -47,7 +55,7 @@ async def gather(*calls) -> list:
     async with anyio.create_task_group() as tg:
         for index, call in enumerate(calls):
             tg.start_soon(run, index, call)
-    return results
+    return [results[index] for index in range(len(calls))]
 
 
 async def register(client, username: str, email: str):
@@ -107,13 +115,13 @@ async def test_concurrent_edits_and_deletes_of_one_post_never_fail(live):
         await client.post("/api/posts", json={"title": "t", "content": "c"}, headers=headers)
     ).json()
     url = f"/api/posts/{post['id']}"
-    calls = []
+    calls: list[Call] = []
     for n in range(6):
-        calls.append(lambda n=n: client.patch(url, json={"title": f"edit {n}"}, headers=headers))
+        calls.append(partial(client.patch, url, json={"title": f"edit {n}"}, headers=headers))
         calls.append(
-            lambda n=n: client.put(url, json={"title": f"put {n}", "content": "x"}, headers=headers)
+            partial(client.put, url, json={"title": f"put {n}", "content": "x"}, headers=headers)
         )
-    calls += [lambda: client.delete(url, headers=headers)] * 3
+    calls += [partial(client.delete, url, headers=headers)] * 3
 
     responses = await gather(*calls)
 
@@ -200,18 +208,19 @@ async def test_concurrent_edits_and_delete_of_one_user_never_fail(live):
     client, sessions = live
     user, headers = await registered(client, f"{PREFIX}target")
     url = f"/api/users/{user['id']}"
-    calls = [
-        lambda n=n: client.patch(url, json={"username": f"{PREFIX}renamed{n}"}, headers=headers)
+    calls: list[Call] = [
+        partial(client.patch, url, json={"username": f"{PREFIX}renamed{n}"}, headers=headers)
         for n in range(6)
     ]
     calls.append(
-        lambda: client.patch(
+        partial(
+            client.patch,
             "/api/users/me/password",
             json={"current_password": PASSWORD, "new_password": "another password"},
             headers=headers,
         )
     )
-    calls.insert(3, lambda: client.delete(url, headers=headers))
+    calls.insert(3, partial(client.delete, url, headers=headers))
 
     responses = await gather(*calls)
 
@@ -220,3 +229,19 @@ async def test_concurrent_edits_and_delete_of_one_user_never_fail(live):
     assert set(statuses) <= {200, 204, 401, 404}, statuses
     async with sessions() as session:
         assert await session.get(models.User, user["id"]) is None
+
+
+async def test_concurrent_registrations_of_look_alike_usernames_create_exactly_one_account(live):
+    client, _sessions = live
+    # Latin, Cyrillic а, Ukrainian і, both, fullwidth ａ: one look, so one account.
+    tails = ["alice", "\u0430lice", "al\u0456ce", "\u0430l\u0456ce", "\uff41lice"] * 2
+    responses = await gather(
+        *[
+            lambda n=n, tail=tail: register(client, f"{PREFIX}-{tail}", f"{PREFIX}{n}@example.com")
+            for n, tail in enumerate(tails)
+        ]
+    )
+    assert sorted(r.status_code for r in responses) == [201] + [400] * (len(tails) - 1)
+    for response in responses:
+        if response.status_code == 400:
+            assert response.json() == {"detail": Detail.USERNAME_EXISTS}

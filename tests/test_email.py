@@ -8,7 +8,7 @@ from aiosmtpd.controller import Controller
 
 import email_utils
 from config import settings
-from tests.conftest import free_port
+from tests.conftest import body_of, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -44,8 +44,8 @@ def test_reset_mail_has_text_and_html_with_the_link():
     message = email_utils.build_password_reset_email("alice@example.com", "alice", TOKEN)
     assert (message["To"], message["From"]) == ("alice@example.com", settings.mail_from)
     assert message["Subject"] == email_utils.RESET_SUBJECT
-    text = message.get_body(("plain",)).get_content()
-    html = message.get_body(("html",)).get_content()
+    text = body_of(message, "plain")
+    html = body_of(message, "html")
     assert "Hello alice" in text and LINK in text
     assert f'href="{LINK}"' in html
     assert "60 minutes" in text
@@ -53,7 +53,7 @@ def test_reset_mail_has_text_and_html_with_the_link():
 
 def test_reset_mail_escapes_the_username_in_html():
     message = email_utils.build_password_reset_email("a@example.com", "<b>x</b>", TOKEN)
-    html = message.get_body(("html",)).get_content()
+    html = body_of(message, "html")
     assert "<b>x</b>" not in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
 
@@ -71,7 +71,7 @@ async def test_mail_is_delivered_over_smtp(smtp_sink):
     assert envelope.rcpt_tos == ["alice@example.com"]
     message = message_from_bytes(envelope.content, policy=policy.default)
     assert message["Subject"] == email_utils.RESET_SUBJECT
-    assert LINK in message.get_body(("plain",)).get_content()
+    assert LINK in body_of(message, "plain")
 
 
 async def test_smtp_failure_is_logged_not_raised(monkeypatch, caplog):
@@ -91,7 +91,7 @@ async def test_forgot_password_mail_arrives_end_to_end(client, smtp_sink):
     assert response.status_code == 202
     [envelope] = smtp_sink.messages
     body = message_from_bytes(envelope.content, policy=policy.default)
-    text = body.get_body(("plain",)).get_content()
+    text = body_of(body, "plain")
     token = text.split("token=", 1)[1].split()[0]
     reset = await client.post(
         "/api/users/reset-password", json={"token": token, "new_password": "another long pw"}

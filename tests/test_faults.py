@@ -20,7 +20,7 @@ import database
 import routers.users
 import storage
 from config import settings
-from database import Base, get_read_db, make_engine
+from database import Base, get_db, make_engine
 from embedded_postgres import start_embedded_postgres
 from main import app
 from schemas import Detail, Message
@@ -32,6 +32,14 @@ from tests.conftest import (
     serve_app_from,
     upload_picture,
 )
+
+
+def s3_backend() -> storage.S3Storage:
+    """The app's storage, which the suite configures as S3 (moto)."""
+    backend = storage.get_storage()
+    assert isinstance(backend, storage.S3Storage)
+    return backend
+
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +67,7 @@ async def test_upload_when_s3_refuses_is_503_and_keeps_the_old_picture(
 ):
     user, headers = alice
     old = (await upload_picture(client, user, headers)).json()["image_file"]
-    monkeypatch.setattr(storage.get_storage().client, "put_object", failing(error))
+    monkeypatch.setattr(s3_backend().client, "put_object", failing(error))
 
     response = await upload_picture(client, user, headers)
 
@@ -86,7 +94,7 @@ async def test_failed_delete_of_the_old_picture_is_logged_not_fatal(
 ):
     user, headers = alice
     old = (await upload_picture(client, user, headers)).json()["image_file"]
-    monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[0]))
+    monkeypatch.setattr(s3_backend().client, "delete_object", failing(S3_ERRORS[0]))
 
     with caplog.at_level(logging.ERROR, logger="storage"):
         response = await upload_picture(client, user, headers)
@@ -103,7 +111,7 @@ async def test_failed_delete_of_the_picture_is_logged_and_the_row_still_cleared(
 ):
     user, headers = alice
     old = (await upload_picture(client, user, headers)).json()["image_file"]
-    monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[2]))
+    monkeypatch.setattr(s3_backend().client, "delete_object", failing(S3_ERRORS[2]))
 
     with caplog.at_level(logging.ERROR, logger="storage"):
         response = await client.delete(f"/api/users/{user['id']}/picture", headers=headers)
@@ -118,7 +126,7 @@ async def test_deleting_a_user_while_s3_is_down_still_deletes_the_account(
 ):
     user, headers = alice
     await upload_picture(client, user, headers)
-    monkeypatch.setattr(storage.get_storage().client, "delete_object", failing(S3_ERRORS[2]))
+    monkeypatch.setattr(s3_backend().client, "delete_object", failing(S3_ERRORS[2]))
     with caplog.at_level(logging.ERROR, logger="storage"):
         response = await client.delete(f"/api/users/{user['id']}", headers=headers)
     assert response.status_code == 204
@@ -333,7 +341,7 @@ async def test_reads_waiting_for_a_connection_are_served_in_arrival_order(one_re
 
 
 async def test_no_read_connection_free_in_time_gives_503(client, monkeypatch, one_read_slot):
-    del app.dependency_overrides[get_read_db]  # the app's own: it waits for a turn
+    del app.dependency_overrides[get_db]  # the app's own session: its reads wait for a turn
     monkeypatch.setattr(database, "POOL_TIMEOUT_SECONDS", 0.05)
     async with database.read_turn():  # the only slot stays taken
         response = await client.get("/api/posts")

@@ -60,7 +60,8 @@ def assert_clean_jpeg(picture: bytes) -> Image.Image:
     return img
 
 
-def close_to(pixel: tuple, expected: tuple, tolerance: int = 40) -> bool:
+def close_to(pixel: object, expected: tuple[int, ...], tolerance: int = 40) -> bool:
+    assert isinstance(pixel, tuple), pixel
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
 
 
@@ -77,6 +78,33 @@ def test_image_just_over_the_pixel_limit_is_rejected():
     side = int(MAX_PIXELS**0.5) + 1
     with pytest.raises(InvalidImage, match="too large"):
         make_profile_picture(png_claiming(side, side))
+
+
+@pytest.fixture(scope="module")
+def png_over_25_megapixels() -> bytes:
+    """A real, fully decodable greyscale PNG of 5000 x 5001 pixels (small once compressed)."""
+    return encode(Image.new("L", (5000, 5001), 128), "PNG")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_real_image_over_25_megapixels_is_rejected_before_decoding(png_over_25_megapixels):
+    with pytest.raises(InvalidImage, match="too large"):
+        make_profile_picture(png_over_25_megapixels)
+
+
+def test_image_of_25_megapixels_is_accepted():
+    assert_clean_jpeg(make_profile_picture(encode(Image.new("L", (5000, 5000), 128), "PNG")))
+
+
+def test_large_image_is_reduced_and_still_turned_by_its_exif_orientation():
+    """Big enough to be box-reduced before turning: the orientation survives the reduction."""
+    img = Image.new("RGBA", (2400, 1200), RED)
+    img.paste(BLUE, (1200, 0, 2400, 1200))
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    picture = assert_clean_jpeg(make_profile_picture(encode(img, "PNG", exif=exif)))
+    assert close_to(picture.getpixel((150, 40)), RED)
+    assert close_to(picture.getpixel((150, 260)), BLUE)
 
 
 def test_gif_with_huge_logical_screen_is_rejected():
@@ -249,6 +277,18 @@ async def test_upload_of_a_file_that_is_no_accepted_image_is_rejected(
     assert response.status_code == 400
     assert response.json() == {"detail": Detail.INVALID_IMAGE}
     assert "Contents" not in s3.list_objects_v2(Bucket="test-bucket")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+async def test_upload_of_an_image_over_25_megapixels_is_a_400(
+    client, alice, png_over_25_megapixels
+):
+    user, headers = alice
+    response = await upload(
+        client, user["id"], headers, png_over_25_megapixels, "big.png", "image/png"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": Detail.INVALID_IMAGE}
 
 
 async def test_upload_is_judged_by_its_bytes_not_its_name_or_type(client, alice):

@@ -125,16 +125,15 @@ async def test_connections_in_use_are_reported_per_pool(client):
 
 async def test_password_hashes_waiting_counts_the_queue(client):
     release = threading.Event()
-    blocker = auth._hash_pool.submit(release.wait, 30)  # the pool's only thread is busy
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(auth.hash_password, "queued password")
-            await wait_all_tasks_blocked()  # the hash waits behind the blocker
+    async with anyio.create_task_group() as tg:
+        for _ in range(auth.HASH_WORKERS):  # every hashing thread busy
+            tg.start_soon(auth._in_hash_pool, release.wait, 30)
+        tg.start_soon(auth.hash_password, "queued password")  # waits behind them
+        await wait_all_tasks_blocked()
+        try:
             assert value(await scrape(client), "password_hashes_waiting") == 1
+        finally:
             release.set()
-    finally:
-        release.set()
-        blocker.result(timeout=30)
     assert value(await scrape(client), "password_hashes_waiting") == 0
 
 

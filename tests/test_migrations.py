@@ -96,3 +96,34 @@ def test_downgrade_to_base_and_upgrade_again(fresh_database_url):
     engine.dispose()
     command.upgrade(config, "head")
     assert schema_differences(fresh_database_url) == []
+
+
+def test_username_skeleton_migration_backfills_and_renames_later_look_alikes(fresh_database_url):
+    config = alembic_config(fresh_database_url)
+    command.upgrade(config, "5d1916e1dd2a")
+    # Allowed before: they differ in lower() but look alike. The oldest keeps its name.
+    names = ["alice", "\u0430lice", "\uff41\uff4c\uff49\uff43\uff45", "ALICE\u200b", "bob"]
+    engine = create_engine(fresh_database_url)
+    with engine.begin() as conn:
+        for n, name in enumerate(names):
+            conn.execute(
+                text(
+                    "INSERT INTO users (username, email, password_hash) VALUES (:name, :email, 'x')"
+                ),
+                {"name": name, "email": f"user{n}@example.com"},
+            )
+    command.upgrade(config, "d4a9c3e8b2f0")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, username, username_skeleton FROM users ORDER BY id")
+        ).all()
+    engine.dispose()
+    ids = [row.id for row in rows]
+    assert [(row.username, row.username_skeleton) for row in rows] == [
+        ("alice", "alice"),
+        (f"\u0430lice-{ids[1]}", f"alice-{ids[1]}"),
+        (f"\uff41\uff4c\uff49\uff43\uff45-{ids[2]}", f"alice-{ids[2]}"),
+        (f"ALICE\u200b-{ids[3]}", f"alice-{ids[3]}"),
+        ("bob", "bob"),
+    ]
+    assert "UNIQUE" in index_definitions(fresh_database_url)["uq_users_username_skeleton"]

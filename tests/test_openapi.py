@@ -11,6 +11,9 @@ RATE_LIMITED = {
     ("post", "/api/users/token"),
     ("post", "/api/users/forgot-password"),
     ("post", "/api/users/reset-password"),
+    ("patch", "/api/users/me/password"),
+    ("patch", "/api/users/{user_id}/picture"),
+    ("post", "/api/posts"),
 }
 
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from routers.pages import NOTICES
+from routers.pages import NOTICES, excerpt
 from tests.conftest import auth_header, create_test_post, create_test_user, login_user
 
 pytestmark = pytest.mark.anyio
@@ -89,6 +89,50 @@ async def test_user_posts_page_links_load_more_to_its_own_next_page(client, alic
 async def test_user_posts_page_of_missing_user_is_an_html_404(client):
     html = assert_html(await client.get("/users/999999/posts"), 404)
     assert "User not found" in html
+
+
+LONG_POST = " ".join(f"word{n}" for n in range(1, 5001))  # 5,000 words, about 40 KB
+
+
+@pytest.mark.parametrize("path", ["/", "/users/{id}/posts"])
+async def test_list_pages_show_an_excerpt_of_each_post_not_the_whole_post(client, alice, path):
+    user, headers = alice
+    await create_test_post(client, headers, title="Long one", content=LONG_POST)
+    html = assert_html(await client.get(path.format(id=user["id"])))
+    [card_text] = re.findall(r'<p class="post-excerpt">(.*?)</p>', html, re.S)
+    assert card_text.startswith("word1 word2 word3 ")
+    assert card_text.endswith("…")
+    assert len(card_text) <= 200
+    assert "word5000" not in html
+
+
+async def test_list_pages_show_a_short_post_whole(client, alice):
+    _, headers = alice
+    await create_test_post(client, headers, content="Short\n\nand   sweet")
+    html = assert_html(await client.get("/"))
+    assert '<p class="post-excerpt">Short and sweet</p>' in html
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  two\n\nlines  ", "two lines"),
+        ("a" * 200, "a" * 200),  # exactly the length: whole
+        ("a" * 150 + " " + "b" * 60, "a" * 150 + "…"),  # cut at the word, room for "…"
+        ("x" * 300, "x" * 199 + "…"),  # one huge word is cut inside
+        ("a" * 200 + " b", "a" * 199 + "…"),
+    ],
+)
+def test_excerpt_cuts_at_a_word_within_200_characters(text, expected):
+    assert excerpt(text) == expected
+    assert len(excerpt(text)) <= 200
+
+
+async def test_post_page_shows_the_whole_post(client, alice):
+    _, headers = alice
+    post = await create_test_post(client, headers, content=LONG_POST)
+    html = assert_html(await client.get(f"/posts/{post['id']}"))
+    assert "word5000" in html
 
 
 # --- One post --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 import models
+import passwords
 from schemas import Detail, Message
 from tests.conftest import DEFAULT_PASSWORD, create_test_user, login_user
 
@@ -214,3 +215,115 @@ async def test_reset_with_short_password_is_422_and_keeps_the_token(client, mail
 async def test_reset_with_missing_fields_is_422(client, payload):
     response = await client.post("/api/users/reset-password", json=payload)
     assert response.status_code == 422
+
+
+# --- Password rules (passwords.py) -----------------------------------------------------------
+
+
+def password_errors(response) -> list[str]:
+    """The 422's messages about the password field, whichever route answered."""
+    assert response.status_code == 422, response.text
+    return [
+        error["msg"]
+        for error in response.json()["detail"]
+        if error["loc"][-1] in ("password", "new_password")
+    ]
+
+
+async def register(client, password: str, username: str = "wonderland", email=None):
+    email = email or "alice.liddell@example.com"
+    return await client.post(
+        "/api/users", json={"username": username, "email": email, "password": password}
+    )
+
+
+@pytest.mark.parametrize("password", ["12345678", "password", "PassWord", "qwertyuiop", "trustno1"])
+async def test_registration_refuses_a_common_password(client, password):
+    response = await register(client, password)
+    assert password_errors(response) == [f"Value error, {passwords.COMMON}"]
+
+
+@pytest.mark.parametrize("password", [" " * 8, "\t \n \t \n  "])
+async def test_registration_refuses_a_whitespace_only_password(client, password):
+    response = await register(client, password)
+    assert password_errors(response) == [f"Value error, {passwords.BLANK}"]
+
+
+@pytest.mark.parametrize(
+    "password", ["wonderland", "WonderLand", "alice.liddell@example.com", "Alice.Liddell"]
+)
+async def test_registration_refuses_the_username_the_email_or_its_local_part(client, password):
+    response = await register(client, password)
+    assert password_errors(response) == [f"Value error, {passwords.PERSONAL}"]
+
+
+async def test_registration_accepts_a_password_that_only_contains_the_username(client):
+    assert (await register(client, "wonderland in spring")).status_code == 201
+
+
+async def test_registration_with_a_bad_email_still_refuses_the_username_as_password(client):
+    response = await register(client, "Wonderland", email="not-an-email")
+    assert password_errors(response) == [f"Value error, {passwords.PERSONAL}"]
+
+
+async def change_password(client, headers, new_password: str):
+    return await client.patch(
+        "/api/users/me/password",
+        json={"current_password": DEFAULT_PASSWORD, "new_password": new_password},
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize("password", ["12345678", "password", " " * 8])
+async def test_change_password_refuses_common_and_blank_passwords(client, alice, password):
+    user, headers = alice
+    assert password_errors(await change_password(client, headers, password))
+    assert await login_user(client, user["email"], DEFAULT_PASSWORD)
+
+
+@pytest.mark.parametrize("password", ["WONDERLAND", "alice.liddell@example.com", "alice.LIDDELL"])
+async def test_change_password_refuses_the_users_own_username_or_email(client, password):
+    user = await create_test_user(client, "wonderland", email="alice.liddell@example.com")
+    headers = {"Authorization": f"Bearer {await login_user(client, user['email'])}"}
+    response = await change_password(client, headers, password)
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "value_error",
+                "loc": ["body", "new_password"],
+                "msg": f"Value error, {passwords.PERSONAL}",
+            }
+        ]
+    }
+    assert await login_user(client, user["email"], DEFAULT_PASSWORD)
+
+
+async def test_change_password_may_use_another_users_name(client, alice):
+    await create_test_user(client, "wonderland", email="alice.liddell@example.com")
+    _, headers = alice
+    assert (await change_password(client, headers, "wonderland")).status_code == 200
+
+
+async def test_reset_password_refuses_the_users_own_email_and_keeps_the_token(client, mail):
+    user = await create_test_user(client, "wonderland", email="alice.liddell@example.com")
+    token = await request_reset(client, mail, user["email"])
+    assert password_errors(await reset(client, token, "Alice.Liddell@Example.com")) == [
+        f"Value error, {passwords.PERSONAL}"
+    ]
+    assert (await reset(client, token)).status_code == 200
+    assert await login_user(client, user["email"], NEW_PASSWORD)
+
+
+async def test_reset_password_refuses_a_common_password_and_keeps_the_token(client, mail):
+    user = await create_test_user(client)
+    token = await request_reset(client, mail, user["email"])
+    assert password_errors(await reset(client, token, "12345678")) == [
+        f"Value error, {passwords.COMMON}"
+    ]
+    assert (await reset(client, token)).status_code == 200
+
+
+def test_the_common_list_is_zxcvbns_30000_passwords():
+    assert len(passwords.COMMON_PASSWORDS) == 30_000
+    assert {"12345678", "password", "iloveyou"} <= passwords.COMMON_PASSWORDS
+    assert passwords.password_problem(DEFAULT_PASSWORD) is None

@@ -5,11 +5,12 @@ from contextlib import aclosing, contextmanager
 
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 import models
 from database import engine, get_db, get_read_db, read_engine
 from main import app
+from routers.posts import COUNTED_UP_TO
 from tests.conftest import create_test_user
 
 pytestmark = pytest.mark.anyio
@@ -19,11 +20,12 @@ POSTS_PER_AUTHOR = 60
 
 @contextmanager
 def count_statements(engine):
-    """The SELECTs sent on the test engine inside the block (not the test's SAVEPOINTs)."""
+    """The queries (SELECT, EXPLAIN) sent on the test engine inside the block (not the test's
+    SAVEPOINTs)."""
     statements = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "EXPLAIN")):
             statements.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
@@ -70,6 +72,22 @@ async def test_a_page_past_the_end_counts_in_a_second_query(client, engine, auth
     assert await statements_for(client, engine, "/api/posts?skip=1000") == 2
 
 
+async def test_a_large_list_estimates_its_total_in_one_more_query(client, engine, db_session):
+    """Past COUNTED_UP_TO posts the page stops counting and asks the planner, whatever the
+    table holds: two queries (three for a user's posts, with the user)."""
+    user = await create_test_user(client, "dave")
+    await db_session.execute(
+        text(
+            "INSERT INTO posts (title, content, user_id, date_posted)"
+            " SELECT 'Post', 'Body', :user_id, now() FROM generate_series(1, :count)"
+        ),
+        {"user_id": user["id"], "count": COUNTED_UP_TO},
+    )
+    await db_session.commit()
+    assert await statements_for(client, engine, "/api/posts?limit=100") == 2
+    assert await statements_for(client, engine, f"/api/users/{user['id']}/posts") == 3
+
+
 async def test_a_post_is_read_with_its_author_in_one_query(client, engine, authors):
     page = (await client.get("/api/posts?limit=1")).json()
     post_id = page["posts"][0]["id"]
@@ -78,11 +96,14 @@ async def test_a_post_is_read_with_its_author_in_one_query(client, engine, autho
 
 async def test_public_reads_run_without_begin_or_rollback():
     """The read connection is in autocommit mode: a read leaves no transaction to roll back."""
-    async with aclosing(get_read_db()) as connections:
-        connection = await anext(connections)
-        await connection.execute(select(models.Post.id).limit(1))
-        raw = await connection.get_raw_connection()
-        assert raw.driver_connection.info.transaction_status == TransactionStatus.IDLE
+    async with aclosing(get_db()) as sessions:
+        session = await anext(sessions)
+        async with aclosing(get_read_db(session)) as connections:
+            connection = await anext(connections)
+            await connection.execute(select(models.Post.id).limit(1))
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection.info.transaction_status == TransactionStatus.IDLE
+        assert not session.in_transaction()  # the session itself never touched the database
     await read_engine.dispose()
 
 

@@ -114,7 +114,7 @@ async def test_register_with_invalid_fields_is_422(client, payload):
 
 
 async def test_register_accepts_50_character_username_and_8_character_password(client):
-    user = await create_test_user(client, "u" * 50, email="long@example.com", password="12345678")
+    user = await create_test_user(client, "u" * 50, email="long@example.com", password="zq8-vw3x")
     assert user["username"] == "u" * 50
 
 
@@ -199,7 +199,11 @@ async def test_update_own_username_and_email(client, alice):
     user, headers = alice
     response = await client.patch(
         f"/api/users/{user['id']}",
-        json={"username": "alicia", "email": "Alicia@Example.com"},
+        json={
+            "username": "alicia",
+            "email": "Alicia@Example.com",
+            "current_password": DEFAULT_PASSWORD,
+        },
         headers=headers,
     )
     assert response.status_code == 200
@@ -240,7 +244,9 @@ async def test_update_to_taken_username_is_rejected(client, alice, bob):
 async def test_update_to_taken_email_is_rejected(client, alice, bob):
     user, headers = alice
     response = await client.patch(
-        f"/api/users/{user['id']}", json={"email": "bob@example.com"}, headers=headers
+        f"/api/users/{user['id']}",
+        json={"email": "bob@example.com", "current_password": DEFAULT_PASSWORD},
+        headers=headers,
     )
     assert response.status_code == 400
     assert response.json() == {"detail": Detail.EMAIL_EXISTS}
@@ -281,9 +287,12 @@ async def test_update_user_without_token_is_unauthorized(client, alice):
 
 async def test_login_uses_the_updated_email(client, alice):
     user, headers = alice
-    await client.patch(
-        f"/api/users/{user['id']}", json={"email": "new@example.com"}, headers=headers
+    response = await client.patch(
+        f"/api/users/{user['id']}",
+        json={"email": "new@example.com", "current_password": DEFAULT_PASSWORD},
+        headers=headers,
     )
+    assert response.status_code == 200
     assert await login_user(client, "new@example.com")
 
 

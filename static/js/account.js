@@ -26,8 +26,12 @@ function show(updated) {
 
 if (user) show(user);
 
-onSubmit(profile, async ({ username, email }) => {
-  show(await api(`/api/users/${user.id}`, { method: "PATCH", json: { username, email } }));
+onSubmit(profile, async ({ username, email, current_password }) => {
+  const json = { username, email };
+  // A new email needs the password: a stolen session alone cannot move the account's mail.
+  if (email.trim().toLowerCase() !== user.email) json.current_password = current_password;
+  show(await api(`/api/users/${user.id}`, { method: "PATCH", json }));
+  profile.elements.current_password.value = "";
   showSuccess(profile, "Profile saved.");
 });
 
@@ -77,7 +81,7 @@ document.getElementById("delete-account-button").addEventListener("click", async
   error.hidden = true;
   try {
     await api(`/api/users/${user.id}`, { method: "DELETE" });
-    logOut("account-deleted");
+    logOut("account-deleted", { revoke: false }); // the account, and its tokens, are gone
   } catch (failure) {
     error.textContent = failure.message;
     error.hidden = false;

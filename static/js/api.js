@@ -118,7 +118,15 @@ function forgetCurrentUser() {
   current = Promise.resolve(null);
 }
 
-export function logOut(notice = "logged-out") {
+/** End the session: the server revokes the token, then this browser forgets it. */
+export async function logOut(notice = "logged-out", { revoke = true } = {}) {
+  if (revoke && token.get()) {
+    try {
+      await api("/api/users/logout", { method: "POST" });
+    } catch {
+      // Already expired or revoked, or the server is out of reach: forget the token anyway.
+    }
+  }
   token.clear();
   window.location.assign(`/?notice=${notice}`);
 }

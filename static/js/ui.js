@@ -55,9 +55,21 @@ export function onSubmit(form, action) {
   });
 }
 
-/** A local path to go to after logging in; never another site. */
+/**
+ * Where to go after logging in: `next` when it resolves to this site, else the home page.
+ * The browser's own URL parser decides, so every spelling it would follow elsewhere
+ * (`/\host`, `//host`, tabs or newlines inside, `javascript:`) is caught as it would be read.
+ */
 export function safeNext(value) {
-  return value && value.startsWith("/") && !value.startsWith("//") ? value : "/";
+  const home = "/";
+  if (!value) return home;
+  let url;
+  try {
+    url = new URL(value, window.location.origin);
+  } catch {
+    return home;
+  }
+  return url.origin === window.location.origin ? url.pathname + url.search + url.hash : home;
 }
 
 const DATE_FORMAT = new Intl.DateTimeFormat("en-US", { month: "long", day: "numeric", year: "numeric" });
@@ -67,6 +79,23 @@ function element(tag, attributes = {}, text = null) {
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   if (text !== null) node.textContent = text; // user-written text stays text
   return node;
+}
+
+/** The text on one line, cut at a word with "…" past `length` characters (as the pages' `excerpt`). */
+export function excerpt(text, length = 200) {
+  const kept = [];
+  let size = 0;
+  let first = null;
+  for (const [word] of text.matchAll(/\S+/g)) {
+    first ??= word;
+    if (size + (kept.length ? 1 : 0) + word.length > length) {
+      while (kept.length && size > length - 1) size -= kept.pop().length + (kept.length ? 1 : 0);
+      return kept.length ? `${kept.join(" ")}…` : `${first.slice(0, length - 1)}…`;
+    }
+    size += (kept.length ? 1 : 0) + word.length;
+    kept.push(word);
+  }
+  return kept.join(" ");
 }
 
 /** The same markup as templates/_post_card.html. */
@@ -82,6 +111,6 @@ export function postCard(post) {
   meta.append(avatar, who);
   const title = element("h2", { class: "post-title" });
   title.append(element("a", { href: `/posts/${post.id}` }, post.title));
-  card.append(meta, title, element("p", { class: "post-excerpt" }, post.content));
+  card.append(meta, title, element("p", { class: "post-excerpt" }, excerpt(post.content)));
   return card;
 }

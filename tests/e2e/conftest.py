@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -54,7 +55,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def e2e_database_url() -> str:
+def e2e_database_url() -> Iterator[str]:
     """A fresh database next to the suite's one, migrated to head; dropped at the end.
 
     tests/conftest.py has already put the suite's database in DATABASE_URL: TEST_DATABASE_URL,
@@ -132,7 +133,7 @@ def wait_until_ready(process: subprocess.Popen, base_url: str, log_path: Path) -
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory, e2e_database_url, mail_sink) -> str:
+def live_server(tmp_path_factory, e2e_database_url, mail_sink) -> Iterator[str]:
     """The real app (`main:app`) under uvicorn on a free loopback port; yields its base URL."""
     _, mail_port = mail_sink
     port = free_port()
@@ -192,7 +193,7 @@ def api(live_server):
 
 
 @pytest.fixture(scope="session")
-def browser(live_server) -> Browser:
+def browser(live_server) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS

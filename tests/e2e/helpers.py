@@ -4,9 +4,10 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
@@ -69,3 +70,19 @@ def shot(page: Page, name: str) -> None:
 
 def path_of(url: str) -> str:
     return re.sub(r"^https?://[^/]+", "", url)
+
+
+def offline(page: Page) -> list[str]:
+    """Abort every request of the page's context that would leave 127.0.0.1, workers' too, as
+    on a machine with no internet; the list returned names them."""
+    left = []
+
+    def only_loopback(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            left.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_loopback)
+    return left

@@ -1,6 +1,7 @@
 """Accounts in Chromium: forms, picture, password reset by mail, log out, deletion."""
 
 import re
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -64,7 +65,7 @@ def test_profile_picture_upload_shows_a_preview_then_the_picture_in_the_navigati
         "() => { const img = document.getElementById('nav-avatar');"
         " return img.complete && img.naturalWidth === 300; }"
     )
-    picture = page.request.get(page.locator("#nav-avatar").get_attribute("src"))
+    picture = page.request.get(page.locator("#nav-avatar").get_attribute("src") or "")
     assert picture.status == 200
     assert picture.headers["content-type"] == "image/jpeg"
 
@@ -94,11 +95,14 @@ def test_forgotten_password_is_reset_from_the_mailed_link_and_the_new_one_logs_i
     mail = sink.message_to(user.email)
     assert mail["Subject"] == "Reset your password"
     plain = mail.get_body(("plain",)).get_content()
-    link = re.search(r"\S+/reset-password\?token=\S+", plain).group(0)
+    found = re.search(r"\S+/reset-password\?token=\S+", plain)
+    assert found, plain
+    link = found.group(0)
     assert link.startswith(f"{live_server}/reset-password?token=")
     assert f'href="{link}"' in mail.get_body(("html",)).get_content()
 
     response = page.goto(link)
+    assert response is not None
     assert response.headers["referrer-policy"] == "no-referrer"
     page.get_by_label("New password").fill("short")
     page.get_by_role("button", name="Set new password").click()
@@ -123,21 +127,28 @@ def test_forgotten_password_is_reset_from_the_mailed_link_and_the_new_one_logs_i
     expect(page.get_by_role("alert")).to_have_text("Invalid or expired reset token")
 
 
-def test_log_out_forgets_the_token_and_the_navigation_offers_log_in(page: Page, api, live_server):
+def test_log_out_ends_the_token_on_the_server_and_the_navigation_offers_log_in(
+    page: Page, api, live_server
+):
     user = create_user(api)
     log_in(page, user.email)
+    token = page.evaluate("localStorage.getItem('blog.token')")
+    assert api.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(f"{live_server}/?notice=logged-out")
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
     expect(page.get_by_role("button", name="New post")).to_be_hidden()
     assert page.evaluate("localStorage.getItem('blog.token')") is None
+    # A copy of the token (stolen, or in another tab) is refused from now on.
+    refused = api.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401
 
     page.goto("/account")
     expect(page).to_have_url(f"{live_server}/login?next=/account")
 
 
 def test_account_page_saves_the_profile_and_a_new_password_asks_to_log_in_again(
-    page: Page, api, live_server
+    page: Page, api, mail_sink, live_server
 ):
     user = create_user(api)
     log_in(page, user.email)
@@ -152,6 +163,20 @@ def test_account_page_saves_the_profile_and_a_new_password_asks_to_log_in_again(
     page.get_by_role("button", name="Save profile").click()
     expect(page.get_by_text("Profile saved.")).to_be_visible()
     expect(page.locator("#nav-username")).to_have_text(renamed)
+
+    moved = f"moved-{user.email}"
+    page.get_by_label("Email").fill(moved)
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_role("alert").filter(has_text="password")).to_have_text(
+        "Current password is incorrect"
+    )
+    page.get_by_label("Password (to confirm a new address)").fill(PASSWORD)
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_text("Profile saved.")).to_be_visible()
+    expect(page.locator("#account-summary")).to_contain_text(moved)
+    notice = mail_sink[0].message_to(user.email)  # the old address hears of it
+    assert moved in notice.get_body(("plain",)).get_content()
+    user.email = moved
 
     page.get_by_label("Current password").fill("not my password")
     page.get_by_label("New password").fill("my new password")
@@ -182,3 +207,12 @@ def test_deleting_the_account_logs_out_and_its_posts_are_gone(page: Page, api, l
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
     assert page.request.get(f"/posts/{post['id']}").status == 404
     assert page.request.get(f"/users/{user.id}/posts").status == 404
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "/\\evil.example/", "/\t/evil.example/"])
+def test_login_never_follows_next_to_another_site(page: Page, api, live_server, target):
+    """Browsers read each of these as another host; after logging in, the home page shows."""
+    user = create_user(api)
+    page.goto(f"/login?next={quote(target)}")
+    log_in(page, user.email)
+    expect(page).to_have_url(f"{live_server}/")

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from tests.e2e.helpers import PASSWORD, create_post, create_user, log_in, path_of, shot, unique
 
@@ -129,7 +129,12 @@ def test_load_more_appends_the_rest_of_fifteen_posts(page: Page, api, live_serve
 
 def test_hostile_title_and_username_stay_text(page: Page, api):
     alerts = []
-    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+
+    def note_and_dismiss(dialog: Dialog) -> None:
+        alerts.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", note_and_dismiss)
     hostile_name = f"<b>{unique('x')}</b>"
     author = create_user(api, username=hostile_name)
     log_in(page, author.email)
@@ -172,6 +177,7 @@ def test_missing_post_user_and_page_show_the_html_404_page(page: Page):
         ("/no-such-page", "Not Found"),
     ]:
         response = page.goto(path)
+        assert response is not None
         assert response.status == 404
         assert response.headers["content-type"].startswith("text/html")
         expect(page.get_by_role("heading", level=1)).to_have_text(heading)

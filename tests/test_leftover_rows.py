@@ -1,0 +1,72 @@
+"""A test that leaves a committed row behind fails the whole run, naming the table.
+
+Such a row makes later tests depend on the order they run in (a duplicate username, a count
+off by one). The check runs once, when the session's tables are dropped; here a small suite
+with one leaking test runs in a process of its own, on a database of its own.
+"""
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from tests.conftest import TEST_DATABASE_URL
+
+ROOT = Path(__file__).parent.parent
+
+LEAKING_TESTS = """
+import pytest
+from sqlalchemy import insert
+
+import models
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_commits_a_user_and_leaves_it(engine):
+    async with engine.begin() as conn:
+        user = {"username": "leftover", "username_skeleton": "leftover"}
+        user |= {"email": "leftover@example.com", "password_hash": "x"}
+        await conn.execute(insert(models.User).values(**user))
+
+
+async def test_rolls_back_what_it_writes(client):
+    response = await client.post(
+        "/api/users",
+        json={"username": "kept", "email": "kept@example.com", "password": "a long password"},
+    )
+    assert response.status_code == 201
+"""
+
+
+@pytest.fixture
+def own_database_url():
+    """An empty database on the test server, dropped afterwards."""
+    server = make_url(TEST_DATABASE_URL)
+    name = f"{server.database}_leftovers_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_a_row_left_behind_fails_the_run_and_names_its_table(own_database_url, tmp_path):
+    (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F403\n")
+    (tmp_path / "test_leaks.py").write_text(LEAKING_TESTS)
+    env = {**os.environ, "TEST_DATABASE_URL": own_database_url, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
+
+    run = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+    assert "Tests left rows in the test database (users: 1)" in run.stdout

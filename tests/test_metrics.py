@@ -1,5 +1,6 @@
 """GET /metrics: Prometheus text, series by route template, one truth across workers."""
 
+import multiprocessing
 import os
 import subprocess
 import threading
@@ -220,6 +221,6 @@ def test_a_configured_folder_is_used_as_given(tmp_path, monkeypatch):
 def test_workers_started_by_a_supervisor_share_its_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "prometheus_multiproc_dir", None)
     monkeypatch.setattr(settings, "data_dir", tmp_path)
-    monkeypatch.setattr(metrics.multiprocessing, "parent_process", lambda: object())
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
     supervisor = metrics.process_key(os.getppid())
     assert metrics.multiprocess_dir() == tmp_path / "metrics" / supervisor

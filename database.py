@@ -7,7 +7,7 @@ test that overrides `get_db` alone sees every route, reads included, through its
 """
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +15,7 @@ from typing import Annotated
 import anyio
 from fastapi import Depends
 from sqlalchemy import Engine, MetaData, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from config import settings
 
@@ -82,7 +83,7 @@ def make_engine(
     options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     if autocommit and statement_timeout_ms is None:
         statement_timeout_ms = settings.db_read_statement_timeout_ms
-    connect_args: dict = {"connect_timeout": 5}
+    connect_args: dict[str, object] = {"connect_timeout": 5}
     if statement_timeout_ms:  # 0: no limit, as in PostgreSQL
         connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
     engine = create_async_engine(
@@ -109,11 +110,13 @@ def ping_after_idle(engine: Engine) -> None:
     """
 
     @event.listens_for(engine.pool, "checkin")
-    def remember_when_idle(dbapi_connection, record: ConnectionPoolEntry) -> None:
+    def remember_when_idle(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(engine.pool, "checkout")
-    def ping_if_idle(dbapi_connection, record: ConnectionPoolEntry, proxy) -> None:
+    def ping_if_idle(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
         idle_since = record.info.get("idle_since")  # none on a connection just opened
         if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
             return
@@ -130,7 +133,9 @@ READ_ENGINE = "read_engine"
 EXPENSIVE_READ = "expensive_read"
 
 
-def make_sessionmaker(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessionmaker:
+def make_sessionmaker(
+    engine: AsyncEngine, read_engine: AsyncEngine
+) -> async_sessionmaker[AsyncSession]:
     """Sessions that write on `engine` and hand the public reads a connection of `read_engine`."""
     return async_sessionmaker(engine, expire_on_commit=False, info={READ_ENGINE: read_engine})
 
@@ -141,7 +146,7 @@ read_engine = make_engine(settings.read_database_url or DATABASE_URL, autocommit
 SessionLocal = make_sessionmaker(engine, read_engine)
 
 
-async def get_db() -> AsyncIterator[AsyncSession]:
+async def get_db() -> AsyncGenerator[AsyncSession]:
     """An ORM session: every route's way to the database (the reads through `get_read_db`).
 
     A session that holds no transaction holds no connection either (a public read never
@@ -198,7 +203,7 @@ def deep_read_turn() -> AbstractAsyncContextManager[None]:
     return take_turn(_deep_read_turns, "turn for an expensive read")
 
 
-async def get_read_db(session: SessionDep) -> AsyncIterator[AsyncConnection]:
+async def get_read_db(session: SessionDep) -> AsyncGenerator[AsyncConnection]:
     """A Core connection for the public reads (the hottest paths), taken from `get_db`'s session.
 
     The app's own session carries its read engine: the read gets a connection of it, in

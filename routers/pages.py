@@ -6,6 +6,7 @@ writing, editing and the account page.
 """
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -75,7 +76,7 @@ def render(request: Request, name: str, context: dict | None = None, **kwargs) -
 
 
 def render_error_page(
-    request: Request, status_code: int, detail: object, headers: dict | None = None
+    request: Request, status_code: int, detail: object, headers: Mapping[str, str] | None = None
 ) -> HTMLResponse:
     context = {"status_code": status_code, "detail": detail if isinstance(detail, str) else "Error"}
     return render(request, "error.html", context, status_code=status_code, headers=headers)

@@ -102,6 +102,7 @@ async def test_public_reads_run_without_begin_or_rollback():
             connection = await anext(connections)
             await connection.execute(select(models.Post.id).limit(1))
             raw = await connection.get_raw_connection()
+            assert raw.driver_connection is not None
             assert raw.driver_connection.info.transaction_status == TransactionStatus.IDLE
         assert not session.in_transaction()  # the session itself never touched the database
     await read_engine.dispose()
@@ -112,6 +113,7 @@ async def test_sessions_still_read_inside_a_transaction():
         session = await anext(sessions)
         await session.execute(select(models.Post.id).limit(1))
         raw = await (await session.connection()).get_raw_connection()
+        assert raw.driver_connection is not None
         assert raw.driver_connection.info.transaction_status == TransactionStatus.INTRANS
     await engine.dispose()
 

@@ -133,6 +133,17 @@ class Settings(BaseSettings):
     # client gets a 503; 0 turns the limit off. Writes are not limited.
     db_read_statement_timeout_ms: Annotated[int, Field(ge=0)] = 2000
 
+    # GET /metrics for Prometheus (metrics.py); false: no route, no per-request counting.
+    metrics_enabled: bool = True
+    # Where each worker writes its metrics files. Unset: a folder of this server's own under
+    # `data_dir/metrics`. Set (and emptied before each start) for gunicorn.
+    prometheus_multiproc_dir: Path | None = None
+    # text: one readable line per record; json: one JSON object a line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    # A streaming replica for the public reads (database.py's read engine). Unset: DATABASE_URL.
+    # Writes, and a logged-in user's reads of their own data, always go to DATABASE_URL.
+    read_database_url: str | None = None
+
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":
         given = self.secret_key.get_secret_value() if self.secret_key else ""

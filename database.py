@@ -141,7 +141,8 @@ def make_sessionmaker(
 
 
 engine = make_engine(DATABASE_URL)
-read_engine = make_engine(DATABASE_URL, autocommit=True)
+# READ_DATABASE_URL: the public reads go to a replica, which may lag the primary by a moment.
+read_engine = make_engine(settings.read_database_url or DATABASE_URL, autocommit=True)
 SessionLocal = make_sessionmaker(engine, read_engine)
 
 

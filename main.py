@@ -14,14 +14,16 @@ from starlette.concurrency import run_in_threadpool
 import docs
 import errors
 import log_filters
+import metrics
 from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
+from logs import RequestIdMiddleware, configure_logging
 from ratelimit import limiter
 from routers import comments, health, pages, posts, tags, users
 from security_headers import SecurityHeadersMiddleware
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+configure_logging(settings.log_format)
 for chatty in ("watchfiles", "alembic.runtime.plugins"):
     logging.getLogger(chatty).setLevel(logging.WARNING)
 log_filters.install()  # no reset token from a request line in the access log
@@ -58,8 +60,12 @@ if settings.cors_origins:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
     )
+if settings.metrics_enabled:
+    app.add_middleware(metrics.MetricsMiddleware)
+app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line gets the ID
 errors.install(app)
 
 app.include_router(users.router)
@@ -69,6 +75,8 @@ app.include_router(tags.router)
 app.include_router(health.router)
 app.include_router(pages.router)
 app.include_router(docs.router)
+if settings.metrics_enabled:
+    app.include_router(metrics.router)
 
 app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

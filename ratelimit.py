@@ -39,6 +39,7 @@ from redis.backoff import NoBackoff
 
 from auth import CurrentUser
 from config import settings
+from metrics import RATE_LIMIT_REFUSALS
 from schemas import Detail
 
 logger = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class RateLimit:
             return
         retry_after = await limiter.retry_after(self.rate, self.scope, key)
         if retry_after is not None:
+            RATE_LIMIT_REFUSALS.labels(self.scope).inc()
             raise HTTPException(
                 status_code=status.HTTP_429_TOO_MANY_REQUESTS,
                 detail=Detail.RATE_LIMITED,

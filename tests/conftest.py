@@ -139,14 +139,28 @@ async def engine():
     await engine.dispose()
 
 
+# Tests skipped in this run (a program such as pg_basebackup missing): with FAIL_ON_SKIP=1, as
+# CI sets it, a skip fails the run, so a machine without the program cannot pass by skipping.
+SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        SKIPPED.append(report.nodeid)
+
+
 @pytest.hookimpl(trylast=True)  # after the session fixtures' teardown, even when stopped early
 def pytest_sessionfinish(session):
     """A row some test left behind fails the run: a later test (in any order) could see it."""
-    if ROWS_LEFT_BEHIND and session.exitstatus == pytest.ExitCode.OK:
+    failing = ROWS_LEFT_BEHIND or (SKIPPED and os.environ.get("FAIL_ON_SKIP") == "1")
+    if failing and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter):
+    if SKIPPED and os.environ.get("FAIL_ON_SKIP") == "1":
+        terminalreporter.section("skipped with FAIL_ON_SKIP=1", red=True)
+        terminalreporter.line(f"{len(SKIPPED)} skipped: " + ", ".join(SKIPPED), red=True)
     if ROWS_LEFT_BEHIND:
         counts = ", ".join(f"{table}: {rows}" for table, rows in ROWS_LEFT_BEHIND.items())
         terminalreporter.section("rows left behind", red=True)

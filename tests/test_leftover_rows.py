@@ -70,3 +70,41 @@ def test_a_row_left_behind_fails_the_run_and_names_its_table(own_database_url, t
     assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr
     assert "2 passed" in run.stdout
     assert "Tests left rows in the test database (users: 1)" in run.stdout
+
+
+SKIPPING_TESTS = """
+import pytest
+
+
+def test_needs_a_missing_program():
+    pytest.skip("no such program on this machine")
+
+
+def test_runs():
+    assert True
+"""
+
+
+@pytest.mark.parametrize(("fail_on_skip", "exit_code"), [("1", 1), ("", 0)])
+def test_a_skipped_test_fails_the_run_only_when_fail_on_skip_is_set(
+    tmp_path, fail_on_skip, exit_code
+):
+    """CI sets FAIL_ON_SKIP=1: a machine without a program a test needs cannot pass by skipping
+    it; on a developer's machine the skip is reported with its reason."""
+    (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F403\n")
+    (tmp_path / "test_skips.py").write_text(SKIPPING_TESTS)
+    env = {**os.environ, "FAIL_ON_SKIP": fail_on_skip, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:randomly"]
+
+    run = subprocess.run(
+        command + ["-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert run.returncode == exit_code, run.stdout + run.stderr
+    assert "1 passed, 1 skipped" in run.stdout
+    assert "no such program on this machine" in run.stdout

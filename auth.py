@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
 from config import settings
-from database import ReadDep, SessionDep
+from database import SessionDep, read_from_primary
 from schemas import Detail
 
 ALGORITHM = "HS256"
@@ -215,13 +215,15 @@ VIEWER_TOKEN_VERSION = select(models.User.token_version).where(
 
 
 async def get_viewer_id(
-    token: Annotated[str | None, Depends(oauth2_scheme)], db: ReadDep
+    token: Annotated[str | None, Depends(oauth2_scheme)], db: SessionDep
 ) -> int | None:
     """Who is reading a public route: the user of a valid token, else None (anonymous).
 
     A missing, bad, expired, revoked or outdated token reads as anonymous rather than a 401:
     the public stays public. It only decides whether the reader's own drafts are visible
-    (routers.posts.visible_to). Anonymous readers cost no query.
+    (routers.posts.visible_to). Anonymous readers cost no query. A reader with a token may be
+    reading their own drafts: the request's reads then go to the primary, like the token check
+    (routes declare the viewer before their read connection).
     """
     if not token:
         return None
@@ -231,6 +233,7 @@ async def get_viewer_id(
         return None
     if not -(2**31) <= access.user_id < 2**31:
         return None
+    read_from_primary(db)
     params = {"user_id": access.user_id, "token_id": access.token_id}
     version = await db.scalar(VIEWER_TOKEN_VERSION, params)
     return access.user_id if version is not None and version == access.version else None

@@ -93,8 +93,8 @@ async def fetch_comments_page(
 @router.get("/posts/{post_id}/comments", response_model=PaginatedComments, responses=errors(404))
 async def list_comments(
     post_id: ResourceId,
-    db: ReadDep,
     viewer_id: ViewerId,
+    db: ReadDep,
     skip: Skip = 0,
     limit: CommentLimit = COMMENTS_PER_PAGE,
 ) -> PaginatedComments:

@@ -308,7 +308,7 @@ def post_not_found() -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=Detail.POST_NOT_FOUND)
 
 
-async def read_post_or_404(post_id: ResourceId, db: ReadDep, viewer_id: ViewerId) -> PostResponse:
+async def read_post_or_404(post_id: ResourceId, viewer_id: ViewerId, db: ReadDep) -> PostResponse:
     """A post with its author, as the viewer may see it: one query on the read connection
     (two with a token: the token is checked first)."""
     post = await read_post(db, post_id, viewer_id)

@@ -342,3 +342,20 @@ async def test_a_tag_or_own_list_beyond_the_counted_bound_estimates_its_total(
     assert len(page["posts"]) == 10
     if "tag" in url:
         assert all(post["published"] for post in page["posts"])
+
+
+async def test_a_reader_with_a_token_reads_from_the_primary_and_anonymous_from_the_replica(
+    db_session, alice
+):
+    """Drafts may not have reached a replica yet: a token moves the request's reads to the
+    primary (the session's own connection); anonymous reads keep the read engine."""
+    from auth import get_viewer_id
+    from database import READ_ENGINE
+
+    user, headers = alice
+    token = headers["Authorization"].removeprefix("Bearer ")
+    db_session.info[READ_ENGINE] = replica = object()
+    assert await get_viewer_id(None, db_session) is None
+    assert db_session.info[READ_ENGINE] is replica
+    assert await get_viewer_id(token, db_session) == user["id"]
+    assert READ_ENGINE not in db_session.info

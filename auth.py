@@ -17,12 +17,12 @@ from fastapi import Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
 from config import settings
-from database import SessionDep
+from database import SessionDep, read_from_primary
 from schemas import Detail
 
 ALGORITHM = "HS256"
@@ -205,3 +205,38 @@ async def get_current_user(
 
 CurrentUser = Annotated[models.User, Depends(get_current_user)]
 CurrentToken = Annotated[AccessToken, Depends(get_access_token)]
+
+
+# The token's user, if the token was not revoked: what a token must pass to show its drafts.
+VIEWER_TOKEN_VERSION = select(models.User.token_version).where(
+    models.User.id == bindparam("user_id"),
+    ~exists().where(models.RevokedToken.jti == bindparam("token_id")),
+)
+
+
+async def get_viewer_id(
+    token: Annotated[str | None, Depends(oauth2_scheme)], db: SessionDep
+) -> int | None:
+    """Who is reading a public route: the user of a valid token, else None (anonymous).
+
+    A missing, bad, expired, revoked or outdated token reads as anonymous rather than a 401:
+    the public stays public. It only decides whether the reader's own drafts are visible
+    (routers.posts.visible_to). Anonymous readers cost no query. A reader with a token may be
+    reading their own drafts: the request's reads then go to the primary, like the token check
+    (routes declare the viewer before their read connection).
+    """
+    if not token:
+        return None
+    try:
+        access = read_access_token(token)
+    except HTTPException:
+        return None
+    if not -(2**31) <= access.user_id < 2**31:
+        return None
+    read_from_primary(db)
+    params = {"user_id": access.user_id, "token_id": access.token_id}
+    version = await db.scalar(VIEWER_TOKEN_VERSION, params)
+    return access.user_id if version is not None and version == access.version else None
+
+
+ViewerId = Annotated[int | None, Depends(get_viewer_id)]

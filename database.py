@@ -233,6 +233,15 @@ def mark_expensive_read(session: AsyncSession) -> None:
     session.info[EXPENSIVE_READ] = True
 
 
+def read_from_primary(session: AsyncSession) -> None:
+    """Make this request's reads use the session's own connection, on the primary: a reader's
+    own data (their drafts) must not wait for a replica to catch up.
+
+    Call it from a dependency that the route declares before the read connection.
+    """
+    session.info.pop(READ_ENGINE, None)
+
+
 ReadDep = Annotated[AsyncConnection, Depends(get_read_db)]
 
 

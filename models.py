@@ -1,12 +1,34 @@
-"""Tables: users, posts, password-reset tokens and revoked access tokens."""
+"""Tables: users, posts, comments, password-reset tokens and revoked access tokens."""
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 import usernames
+from content import render_post
 from database import Base
+
+MAX_TAG_LENGTH = 30
+
+
+def _rendered(column: str) -> Callable[[DefaultExecutionContext], str | int]:
+    """A column default derived from the row's Markdown `content`, for rows inserted without
+    it (the routes render in a worker thread and pass every column themselves)."""
+
+    def default(context: DefaultExecutionContext) -> str | int:
+        parameters = context.get_current_parameters()  # type: ignore[no-untyped-call]
+        return render_post(parameters["content"])[column]
+
+    return default
+
+
+def _now_if_published(context: DefaultExecutionContext) -> datetime | None:
+    parameters = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return datetime.now(UTC) if parameters["published"] else None
 
 
 class User(Base):
@@ -29,6 +51,9 @@ class User(Base):
     reset_tokens: Mapped[list["PasswordResetToken"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
+    comments: Mapped[list["Comment"]] = relationship(
+        back_populates="author", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     __table_args__ = (
         Index("uq_users_username_lower", func.lower(username), unique=True),
@@ -49,19 +74,76 @@ class Post(Base):
     title: Mapped[str] = mapped_column(String(100))
     content: Mapped[str] = mapped_column(Text)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # A draft's creation time until it is first published; from then on that moment.
+    date_posted: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # Rendered from `content` when it is written (content.py): pages never render Markdown.
+    content_html: Mapped[str] = mapped_column(Text, default=_rendered("content_html"))
+    excerpt: Mapped[str] = mapped_column(String(200), default=_rendered("excerpt"))
+    reading_time_minutes: Mapped[int] = mapped_column(default=_rendered("reading_time_minutes"))
+    # Normalised (content.py's rules are in schemas.Tags), distinct and sorted. An array on the
+    # row rather than a table: a page needs no join, and a generated tsvector can weigh them.
+    tags: Mapped[list[str]] = mapped_column(
+        ARRAY(String(MAX_TAG_LENGTH)), default=list, server_default=text("'{}'")
+    )
+    published: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Set once, when the post is first published: publishing again never moves `date_posted`.
+    first_published_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=_now_if_published
+    )
+    # The last edit (or `date_posted`): what feeds and the sitemap call "updated".
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    author: Mapped[User] = relationship(back_populates="posts", lazy="joined", innerjoin=True)
+    comments: Mapped[list["Comment"]] = relationship(
+        back_populates="post", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    # INSERT ... RETURNING date_posted (and the other server defaults), no refresh.
+    __mapper_args__ = {"eager_defaults": True}
+
+    __table_args__ = (
+        # The public lists: published posts, newest first, ties broken by id; their total is
+        # an index-only count of this (smaller) partial index.
+        Index(
+            "ix_posts_date_posted_id",
+            date_posted.desc(),
+            id.desc(),
+            postgresql_where=text("published"),
+        ),
+        # A user's posts, newest first (drafts too, for their author); serves the foreign key.
+        Index("ix_posts_user_id_date_posted_id", user_id, date_posted.desc(), id.desc()),
+        # A tag's posts: `tags @> ARRAY[...]` on published posts.
+        Index(
+            "ix_posts_tags",
+            tags,
+            postgresql_using="gin",
+            postgresql_where=text("published"),
+        ),
+    )
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    # Deleting a user deletes their comments on everyone's posts; the index serves that.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    content: Mapped[str] = mapped_column(Text)
     date_posted: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
 
-    author: Mapped[User] = relationship(back_populates="posts", lazy="joined", innerjoin=True)
+    post: Mapped[Post] = relationship(back_populates="comments")
+    author: Mapped[User] = relationship(back_populates="comments", lazy="joined", innerjoin=True)
 
-    __mapper_args__ = {"eager_defaults": True}  # INSERT ... RETURNING date_posted, no refresh
+    __mapper_args__ = {"eager_defaults": True}
 
     __table_args__ = (
-        # The list pages: newest first, ties broken by id.
-        Index("ix_posts_date_posted_id", date_posted.desc(), id.desc()),
-        # A user's posts, newest first; also serves the foreign key.
-        Index("ix_posts_user_id_date_posted_id", user_id, date_posted.desc(), id.desc()),
+        # A post's comments, oldest first, and their count (index-only) for comment_count.
+        Index("ix_comments_post_id_date_posted_id", post_id, date_posted, id),
     )
 
 

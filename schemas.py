@@ -1,5 +1,6 @@
 """Request and response models, and every error message the API sends."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Self
 
@@ -10,6 +11,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    JsonValue,
     StringConstraints,
     ValidationInfo,
     computed_field,
@@ -48,6 +50,9 @@ class Detail:
     DATABASE_UNAVAILABLE = "Service temporarily unavailable. Please try again."
     PASSWORD_CHECKS_BUSY = "Too many password checks in progress. Please try again in a moment."
     IMAGES_BUSY = "Too many pictures are being processed. Please try again in a moment."
+    COMMENT_NOT_FOUND = "Comment not found"
+    UPDATE_COMMENT_FORBIDDEN = "Not authorized to update this comment"
+    DELETE_COMMENT_FORBIDDEN = "Not authorized to delete this comment"
     SKIP_TOO_DEEP = (
         "skip can be at most 10000. To page further, use cursor pagination: pass the"
         " next_cursor of the previous page as cursor=."
@@ -111,6 +116,37 @@ Content = Annotated[
     str, Field(min_length=1, max_length=100_000), Text, AfterValidator(within_content_bytes)
 ]
 Email = Annotated[EmailStr, Field(max_length=320), Text]
+CommentText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Text
+]
+
+MAX_TAGS = 5
+TAG_PATTERN = re.compile(r"[a-z0-9-]{1,30}")
+
+
+def normalize_tag(value: str) -> str:
+    """Trimmed and lower-cased, then 1..30 characters of a-z, 0-9 and '-'."""
+    tag = value.strip().lower()
+    if not TAG_PATTERN.fullmatch(tag):
+        raise ValueError("a tag is 1 to 30 characters of a-z, 0-9 and '-'")
+    return tag
+
+
+def normalize_tags(values: list[str]) -> list[str]:
+    """Each tag normalised, duplicates dropped, sorted; at most MAX_TAGS distinct ones."""
+    tags = sorted({normalize_tag(value) for value in values})
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"a post has at most {MAX_TAGS} tags")
+    return tags
+
+
+Tag = Annotated[str, AfterValidator(normalize_tag)]
+# The raw list is bounded too (duplicates count there), so no request makes much work.
+Tags = Annotated[
+    list[Annotated[str, Field(max_length=100)]],
+    Field(max_length=20, examples=[["python", "web"]]),
+    AfterValidator(normalize_tags),
+]
 
 
 class ErrorResponse(BaseModel):
@@ -222,17 +258,37 @@ class UserPrivate(UserPublic):
     email: str
 
 
+POST_EXAMPLE: dict[str, JsonValue] = {
+    "title": "Notes on the engine",
+    "content": "It weaves *algebraic* patterns.",
+    "tags": ["history", "computing"],
+    "published": True,
+}
+
+
 class PostCreate(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"title": "Notes on the engine", "content": "It weaves algebraic patterns."}
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [POST_EXAMPLE]})
 
     title: Title
-    content: Content
+    content: Annotated[Content, Field(description="Markdown")]
+    tags: Tags = []
+    published: bool = Field(True, description="false keeps the post as a draft")
+
+
+class PostReplace(BaseModel):
+    """PUT: title and content; tags and published stay as they are when left out."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [POST_EXAMPLE]})
+
+    title: Title
+    content: Annotated[Content, Field(description="Markdown")]
+    tags: Tags | None = None
+    published: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        reject_explicit_nulls(self)
+        return self
 
 
 class PostUpdate(BaseModel):
@@ -242,11 +298,23 @@ class PostUpdate(BaseModel):
 
     title: Title | None = None
     content: Content | None = None
+    tags: Tags | None = None
+    published: bool | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
         reject_explicit_nulls(self)
         return self
+
+
+class PostPreview(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"content": "Some **bold** words."}]})
+
+    content: Annotated[Content, Field(description="Markdown")]
+
+
+class PreviewResponse(BaseModel):
+    content_html: str
 
 
 class PostResponse(BaseModel):
@@ -258,10 +326,44 @@ class PostResponse(BaseModel):
     user_id: int
     date_posted: datetime
     author: UserPublic
+    content_html: str
+    excerpt: str
+    reading_time_minutes: int
+    tags: list[str]
+    published: bool
+    comment_count: int
+    updated_at: datetime
 
 
 class PaginatedPosts(BaseModel):
     posts: list[PostResponse]
+    total: int
+    skip: int
+    limit: int
+    has_more: bool
+
+
+class TagCount(BaseModel):
+    name: str
+    count: int
+
+
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"content": "Thank you for this."}]})
+
+    content: Annotated[CommentText, Field(description="Plain text")]
+
+
+class CommentResponse(BaseModel):
+    id: int
+    post_id: int
+    content: str
+    date_posted: datetime
+    author: UserPublic
+
+
+class PaginatedComments(BaseModel):
+    comments: list[CommentResponse]
     total: int
     skip: int
     limit: int
@@ -299,6 +401,9 @@ Skip = Annotated[
     AfterValidator(within_skip_limit),
 ]
 Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS_PER_PAGE")]
+COMMENTS_PER_PAGE = 50
+CommentLimit = Annotated[int, Query(ge=1, le=100)]
+TagFilter = Annotated[Tag | None, Query(max_length=100, description="Only posts with this tag")]
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

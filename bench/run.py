@@ -35,6 +35,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 PASSWORD = "benchmark password"
+POST_CONTENT = "Lorem ipsum dolor sit amet. " * 20
+N_TAGS = 10  # every post has the tag "bench" and one of tag0..tag9
+N_DISCUSSED_POSTS = 100
+COMMENTS_PER_POST = 20
 
 
 # --- Measurements --------------------------------------------------------------------------
@@ -206,6 +210,7 @@ class Seed:
     users: list[dict]  # id, email, token
     post_ids: list[int]
     last_post_id: int
+    discussed_post_ids: list[int]
     attacker_token: str  # an account of its own, for the password-change flood
 
 
@@ -225,19 +230,59 @@ def seed(base: str, dsn: str, n_users: int, n_posts: int) -> Seed:
     with httpx.Client(base_url=base, timeout=60) as client:
         users = [register_and_log_in(client, f"bench{i}") for i in range(n_users)]
         attacker = register_and_log_in(client, "attacker")
+    sys.path.insert(0, str(PROJECT_DIR))
+    from content import render_post  # every post has the same Markdown: render it once
+
+    rendered = render_post(POST_CONTENT)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
-            """INSERT INTO posts (title, content, user_id, date_posted)
-               SELECT 'Post ' || g, repeat('Lorem ipsum dolor sit amet. ', 20),
-                      (%s::int[])[1 + g %% %s], now() - g * interval '1 minute'
+            """INSERT INTO posts (title, content, content_html, excerpt, reading_time_minutes,
+                                  tags, user_id, date_posted, first_published_at, updated_at)
+               SELECT 'Post ' || g, %s, %s, %s, %s,
+                      ARRAY['bench', 'tag' || (g %% %s)],
+                      (%s::int[])[1 + g %% %s], now() - g * interval '1 minute',
+                      now() - g * interval '1 minute', now() - g * interval '1 minute'
                FROM generate_series(1, %s) g""",
-            ([u["id"] for u in users], n_users, n_posts),
+            (
+                POST_CONTENT,
+                rendered["content_html"],
+                rendered["excerpt"],
+                rendered["reading_time_minutes"],
+                N_TAGS,
+                [u["id"] for u in users],
+                n_users,
+                n_posts,
+            ),
+        )
+        # The discussed posts: COMMENTS_PER_POST comments each, from every user in turn.
+        discussed = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM posts ORDER BY random() LIMIT %s", (N_DISCUSSED_POSTS,)
+            )
+        ]
+        conn.execute(
+            """INSERT INTO comments (post_id, user_id, content, date_posted)
+               SELECT p, (%s::int[])[1 + c %% %s], 'A comment worth reading, number ' || c,
+                      now() - (%s - c) * interval '1 second'
+               FROM unnest(%s::int[]) p, generate_series(1, %s) c""",
+            (
+                [u["id"] for u in users],
+                n_users,
+                COMMENTS_PER_POST,
+                discussed,
+                COMMENTS_PER_POST,
+            ),
         )
         conn.execute("VACUUM ANALYZE")  # as autovacuum would soon: statistics, visibility map
         post_ids = [r[0] for r in conn.execute("SELECT id FROM posts ORDER BY random() LIMIT 1000")]
         last_post_id = conn.execute("SELECT max(id) FROM posts").fetchone()[0]
     return Seed(
-        users=users, post_ids=post_ids, last_post_id=last_post_id, attacker_token=attacker["token"]
+        users=users,
+        post_ids=post_ids,
+        last_post_id=last_post_id,
+        discussed_post_ids=discussed,
+        attacker_token=attacker["token"],
     )
 
 
@@ -264,6 +309,8 @@ def write_scripts(state: Seed, tmp: Path) -> dict[str, Path]:
     scripts = {
         "item": f"""local ids = {lua_list(state.post_ids)}
 request = function() return wrk.format("GET", "/api/posts/" .. ids[math.random(#ids)]) end""",
+        "discussed": f"""local ids = {lua_list(state.discussed_post_ids)}
+request = function() return wrk.format("GET", "/posts/" .. ids[math.random(#ids)]) end""",
         "user_posts": f"""local ids = {lua_list([u["id"] for u in state.users])}
 request = function()
   return wrk.format("GET", "/api/users/" .. ids[math.random(#ids)] .. "/posts?limit=10")
@@ -299,6 +346,8 @@ SCENARIOS = {
     "deep_page": "GET /api/posts?skip=<posts-20>&limit=10",
     "item": "GET /api/posts/{id}, random post",
     "user_posts": "GET /api/users/{id}/posts?limit=10, random user",
+    "tag_page": "GET /tags/tag3, the HTML page of a tag on a tenth of the posts",
+    "discussed": f"GET /posts/{{id}}, the HTML page of a post with {COMMENTS_PER_POST} comments",
     "create": "POST /api/posts with a bearer token",
     "login": "POST /api/users/token (argon2), 4 connections",
     "list_c8": "first page, 8 connections",
@@ -315,7 +364,7 @@ SCENARIOS = {
 }
 # Scenario groups for --only.
 GROUPS = {
-    "reads": ["list", "deep_page", "item", "user_posts"],
+    "reads": ["list", "deep_page", "item", "user_posts", "tag_page", "discussed"],
     "create": ["create"],
     "logins": ["list_c8", "login", "list_c8_logins"],
     "pwchanges": ["item_c8", "item_c8_pwchanges", "create_c8", "create_c8_pwchanges"],
@@ -360,6 +409,8 @@ def bench_app(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) 
         results["deep_page"] = run_wrk(deep_page, secs, conns)
         results["item"] = run_wrk(base, secs, conns, scripts["item"])
         results["user_posts"] = run_wrk(base, secs, conns, scripts["user_posts"])
+        results["tag_page"] = run_wrk(f"{base}/tags/tag3", secs, conns)
+        results["discussed"] = run_wrk(base, secs, conns, scripts["discussed"])
     if "create" in groups:
         results["create"] = run_wrk(base, secs, conns, scripts["create"])
         remove_new_posts(dsn, state.last_post_id)

@@ -9,16 +9,17 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from database import ReadDep, SessionDep
+from routers.comments import fetch_comments_page
 from routers.posts import PostReadDep, fetch_posts_page, page_offset
 from routers.users import PublicUserDep
-from schemas import MAX_SKIP, Detail
+from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, Skip, normalize_tag
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -31,6 +32,7 @@ NOTICES = {
     "logged-out": "You are logged out.",
     "post-deleted": "The post has been deleted.",
     "account-deleted": "Your account has been deleted.",
+    "draft-saved": "Your draft is saved. Only you can see it, here on your account page.",
 }
 
 
@@ -62,7 +64,7 @@ def excerpt(text: str, length: int = EXCERPT_CHARS) -> str:
     while kept and size > length - 1:  # room for the "…"
         size -= len(kept.pop()) + bool(kept)
     if not kept:  # a first word longer than the excerpt: cut inside it
-        return WORD.search(text).group()[: length - 1] + "…"
+        return text.split(None, 1)[0][: length - 1] + "…"
     return " ".join(kept) + "…"
 
 
@@ -71,7 +73,9 @@ templates.env.filters["date"] = format_date
 templates.env.filters["excerpt"] = excerpt
 
 
-def render(request: Request, name: str, context: dict | None = None, **kwargs) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, **kwargs: Any
+) -> HTMLResponse:
     return templates.TemplateResponse(request, name, context or {}, **kwargs)
 
 
@@ -95,7 +99,7 @@ PageSkip = Annotated[int, Depends(page_skip)]
 
 @router.get("/", response_class=HTMLResponse)
 @router.get("/posts", response_class=HTMLResponse)
-async def home_page(request: Request, skip: PageSkip, db: ReadDep):
+async def home_page(request: Request, skip: PageSkip, db: ReadDep) -> HTMLResponse:
     """The newest posts; "Load more" fetches the next pages from the API."""
     page = await fetch_posts_page(db, skip=skip, limit=None)
     return render(
@@ -104,9 +108,32 @@ async def home_page(request: Request, skip: PageSkip, db: ReadDep):
 
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
-async def post_page(request: Request, post: PostReadDep):
-    """One post; its author also gets edit and delete."""
-    return render(request, "post.html", {"post": post})
+async def post_page(
+    request: Request, post: PostReadDep, db: ReadDep, comments_skip: Skip = 0
+) -> HTMLResponse:
+    """One post with a page of its comments; its author also gets edit and delete."""
+    comments = await fetch_comments_page(db, post.id, skip=comments_skip, limit=COMMENTS_PER_PAGE)
+    return render(request, "post.html", {"post": post, "comments": comments})
+
+
+@router.get("/tags/{name}", response_class=HTMLResponse)
+async def tag_page(request: Request, name: str, skip: PageSkip, db: ReadDep) -> HTMLResponse:
+    """The published posts with a tag, newest first."""
+    try:
+        tag = normalize_tag(name)
+    except ValueError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Tag not found") from None
+    page = await fetch_posts_page(db, skip=skip, limit=None, tag=tag)
+    return render(
+        request,
+        "tag_posts.html",
+        {
+            "tag": tag,
+            "page": page,
+            "posts_api": f"/api/posts?tag={tag}",
+            "list_url": f"/tags/{tag}",
+        },
+    )
 
 
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)
@@ -115,7 +142,7 @@ async def user_posts_page(
     skip: PageSkip,
     user: PublicUserDep,
     db: ReadDep,
-):
+) -> HTMLResponse:
     """A user's posts, newest first."""
     page = await fetch_posts_page(db, skip=skip, limit=None, user_id=user.id)
     return render(
@@ -131,31 +158,31 @@ async def user_posts_page(
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request):
+async def login_page(request: Request) -> HTMLResponse:
     """Log in with email and password."""
     return render(request, "login.html")
 
 
 @router.get("/register", response_class=HTMLResponse)
-async def register_page(request: Request):
+async def register_page(request: Request) -> HTMLResponse:
     """Create an account."""
     return render(request, "register.html")
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account_page(request: Request):
+async def account_page(request: Request) -> HTMLResponse:
     """Profile, picture, password, log out and account deletion (filled in by the browser)."""
     return render(request, "account.html")
 
 
 @router.get("/forgot-password", response_class=HTMLResponse)
-async def forgot_password_page(request: Request):
+async def forgot_password_page(request: Request) -> HTMLResponse:
     """Ask for a password-reset mail."""
     return render(request, "forgot_password.html")
 
 
 @router.get("/reset-password", response_class=HTMLResponse)
-async def reset_password_page(request: Request, token: str = ""):
+async def reset_password_page(request: Request, token: str = "") -> HTMLResponse:
     """Choose a new password with the token from the reset mail."""
     # The token is in the URL: no Referer may carry it to another site, no cache may keep it.
     return render(

@@ -1,15 +1,37 @@
 """JSON API for posts."""
 
-from typing import Annotated
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from sqlalchemy import Row, Select, bindparam, func, select, text
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Row,
+    Select,
+    String,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import TextClause
+from starlette.concurrency import run_in_threadpool
 
 import models
-from auth import CurrentUser
+from auth import CurrentUser, ViewerId
 from config import settings
+from content import render_post
 from database import ReadDep, SessionDep, mark_expensive_read
 from ratelimit import post_limit
 from schemas import (
@@ -18,10 +40,14 @@ from schemas import (
     Limit,
     PaginatedPosts,
     PostCreate,
+    PostPreview,
+    PostReplace,
     PostResponse,
     PostUpdate,
+    PreviewResponse,
     ResourceId,
     Skip,
+    TagFilter,
     errors,
 )
 
@@ -31,6 +57,33 @@ router = APIRouter(prefix="/api/posts", tags=["posts"], responses=errors(503))
 NEWEST_FIRST = (models.Post.date_posted.desc(), models.Post.id.desc())
 
 
+def visible_to(viewer_id: int | BindParameter[int] | None) -> ColumnElement[bool]:
+    """The one rule of who sees a post: published posts, and drafts by their own author.
+
+    Every read goes through it: a post, its page and its comments as the viewer sees them;
+    the public lists and counts as nobody in particular (`None`: published posts only, which
+    the partial indexes serve); the author's own list as its author.
+    """
+    if viewer_id is None:
+        return models.Post.published.expression
+    return or_(models.Post.published, models.Post.user_id == viewer_id)
+
+
+def can_see(post: models.Post, viewer_id: int | None) -> bool:
+    """`visible_to` for a post already loaded."""
+    return post.published or post.user_id == viewer_id
+
+
+VISIBLE_TO_VIEWER = visible_to(bindparam("viewer_id"))
+
+# The number of comments of each post of a page: one index-only count per post, inside the
+# page's one statement (ix_comments_post_id_date_posted_id), so never an N+1.
+COMMENT_COUNT = (
+    select(func.count())
+    .where(models.Comment.post_id == models.Post.id)
+    .correlate(models.Post)
+    .scalar_subquery()
+)
 AUTHOR_COLUMNS = (models.User.username, models.User.image_file)
 POST_COLUMNS = (
     models.Post.id,
@@ -39,6 +92,13 @@ POST_COLUMNS = (
     models.Post.user_id,
     models.Post.date_posted,
     *AUTHOR_COLUMNS,
+    models.Post.content_html,
+    models.Post.excerpt,
+    models.Post.reading_time_minutes,
+    models.Post.tags,
+    models.Post.published,
+    COMMENT_COUNT.label("comment_count"),
+    models.Post.updated_at,
 )
 
 
@@ -48,65 +108,108 @@ POST_COLUMNS = (
 COUNTED_UP_TO = MAX_SKIP + 100 + 1
 
 
-def _count_statement(*, by_user: bool) -> Select:
-    """The number of posts (of a user), counted up to COUNTED_UP_TO and no further.
+@dataclass(frozen=True)
+class ListKind:
+    """Which posts a list holds: a user's, a tag's, and as seen by everyone or by `viewer_id`
+    (a user's own list, drafts included)."""
 
-    `count(*)` walks every row it counts: at a million posts that was 100 ms of a core on every
-    page, first pages included. Counting at most COUNTED_UP_TO entries of an index bounds it to
-    about a millisecond whatever the table holds; past the bound `estimate_total` asks the
-    planner instead. (A counter kept up to date by triggers would be exact, but every new post
-    would update the same row, one writer at a time, and each filter a list gains would need a
-    counter of its own; the bounded count and the estimate work for any WHERE clause.)
-    """
-    Post = models.Post
-    counted = select(Post.id)
-    if by_user:
-        counted = counted.where(Post.user_id == bindparam("user_id"))
-    counted = counted.limit(COUNTED_UP_TO).subquery()
-    return select(func.count()).select_from(counted)
+    by_user: bool = False
+    by_tag: bool = False
+    as_viewer: bool = False
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        Post = models.Post
+        conditions = [VISIBLE_TO_VIEWER if self.as_viewer else visible_to(None)]
+        if self.by_user:
+            conditions.append(Post.user_id == bindparam("user_id"))
+        if self.by_tag:
+            conditions.append(Post.tags.contains(array([bindparam("tag", type_=String)])))
+        return conditions
 
 
-def _page_statement(*, by_user: bool) -> Select:
-    """One page of posts with their authors and the total, in one round trip.
+@cache
+def page_statement(kind: ListKind) -> tuple[Select[Any], Select[int]]:
+    """One page of posts with their authors and the total in one round trip; and the count
+    alone, for a page past the end.
 
     The page's ids are picked from the (date_posted, id) index alone, so a deep page skips index
     entries, not joined rows; only those posts are then read and joined to their authors. The
-    total is an uncorrelated subquery, computed once. Built once, with bound parameters, so each
-    request skips statement construction and goes straight to SQLAlchemy's compiled cache.
+    total is an uncorrelated subquery, computed once, counting at most COUNTED_UP_TO posts
+    (`estimate_total` says how many beyond). Built once per kind of list, with bound
+    parameters, so each request skips statement construction and goes straight to
+    SQLAlchemy's compiled cache.
     """
     Post, User = models.Post, models.User
-    page_ids = select(Post.id).order_by(*NEWEST_FIRST)
-    if by_user:
-        page_ids = page_ids.where(Post.user_id == bindparam("user_id"))
-    page_ids = page_ids.offset(bindparam("skip")).limit(bindparam("limit")).subquery()
-    total = _count_statement(by_user=by_user)
-    return (
+    conditions = kind.conditions()
+    page_ids = (
+        select(Post.id)
+        .where(*conditions)
+        .order_by(*NEWEST_FIRST)
+        .offset(bindparam("skip"))
+        .limit(bindparam("limit"))
+        .subquery()
+    )
+    # `count(*)` walks every row it counts: bounded, it costs about a millisecond whatever the
+    # table holds (a counter kept by triggers would serialise every new post on one row, and
+    # need one counter per filter).
+    counted = select(Post.id).where(*conditions).limit(COUNTED_UP_TO).subquery()
+    total = select(func.count()).select_from(counted)
+    page = (
         select(*POST_COLUMNS, total.scalar_subquery().label("total"))
         .join(page_ids, Post.id == page_ids.c.id)
         .join(User, User.id == Post.user_id)
         .order_by(*NEWEST_FIRST)
     )
+    return page, total
 
 
-ALL_POSTS_PAGE = _page_statement(by_user=False)
-USER_POSTS_PAGE = _page_statement(by_user=True)
-COUNT_ALL = _count_statement(by_user=False)
-COUNT_BY_USER = _count_statement(by_user=True)
-# The planner's row estimate (table statistics, scaled to the table's current size by
-# PostgreSQL): a lookup in the statistics, no row read.
-ESTIMATE_ALL = text("EXPLAIN (FORMAT JSON) SELECT 1 FROM posts")
-ESTIMATE_BY_USER = text("EXPLAIN (FORMAT JSON) SELECT 1 FROM posts WHERE user_id = :user_id")
+# Any PostgreSQL dialect compiles parameters as %(name)s (psycopg's adds ::TYPE casts).
+PG_PARAMS_BY_NAME: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+@cache
+def estimate_statement(kind: ListKind) -> TextClause:
+    """The planner's row estimate of a list (table statistics, scaled to the table's current
+    size by PostgreSQL): a lookup in the statistics, no row read."""
+    query: Select[Any] = select(literal_column("1")).select_from(models.Post)
+    query = query.where(*kind.conditions())
+    sql = str(query.compile(dialect=PG_PARAMS_BY_NAME))
+    # The compiled SQL names its parameters %(name)s::TYPE; text() wants :name, and reads
+    # "::" as part of a name, so the casts are spelled CAST(... AS TYPE).
+    return text("EXPLAIN (FORMAT JSON) " + re.sub(r"%\((\w+)\)s(?:::(\w+))?", _text_param, sql))
+
+
+def _text_param(match: re.Match[str]) -> str:
+    name, cast = match[1], match[2]
+    return f"CAST(:{name} AS {cast})" if cast else f":{name}"
+
+
 POST_BY_ID = (
     select(*POST_COLUMNS)
     .join(models.User, models.User.id == models.Post.user_id)
-    .where(models.Post.id == bindparam("post_id"))
+    .where(models.Post.id == bindparam("post_id"), VISIBLE_TO_VIEWER)
 )
 
 
-def post_fields(row: Row) -> dict:
+def post_fields(row: Row[Any]) -> dict[str, Any]:
     """A row that starts with POST_COLUMNS, as PostResponse's fields. (Unpacked by position:
     reading a Row's attributes by name costs a lookup each, eighty on a page.)"""
-    id_, title, content, user_id, date_posted, username, image_file = row[: len(POST_COLUMNS)]
+    (
+        id_,
+        title,
+        content,
+        user_id,
+        date_posted,
+        username,
+        image_file,
+        content_html,
+        excerpt,
+        reading_time_minutes,
+        tags,
+        published,
+        comment_count,
+        updated_at,
+    ) = row[: len(POST_COLUMNS)]
     return {
         "id": id_,
         "title": title,
@@ -114,40 +217,44 @@ def post_fields(row: Row) -> dict:
         "user_id": user_id,
         "date_posted": date_posted,
         "author": {"id": user_id, "username": username, "image_file": image_file},
+        "content_html": content_html,
+        "excerpt": excerpt,
+        "reading_time_minutes": reading_time_minutes,
+        "tags": tags,
+        "published": published,
+        "comment_count": comment_count,
+        "updated_at": updated_at,
     }
 
 
-async def estimate_total(db: AsyncConnection, params: dict) -> int:
-    """The total of a list that has more than COUNTED_UP_TO posts: the planner's estimate.
-
-    Exact counts at scale cost a walk over every row, on every page; an estimate costs a
-    lookup in the statistics PostgreSQL keeps up to date (ANALYZE, autovacuum) and scales to
-    the table's current size. It is never below the bound, which the exact count reached.
-    """
-    estimate = ESTIMATE_BY_USER if params.get("user_id") is not None else ESTIMATE_ALL
-    plan = await db.scalar(estimate, params)
-    return max(COUNTED_UP_TO, round(plan[0]["Plan"]["Plan Rows"]))
-
-
 async def fetch_posts_page(
-    db: AsyncConnection, *, skip: int, limit: int | None, user_id: int | None = None
+    db: AsyncConnection | AsyncSession,
+    *,
+    skip: int,
+    limit: int | None,
+    user_id: int | None = None,
+    tag: str | None = None,
+    viewer_id: int | None = None,
 ) -> PaginatedPosts:
     """One page of posts, newest first, with their authors: one query (two past the last page).
 
+    Published posts only; with `viewer_id`, what that user sees (their own list, drafts too).
     The hottest read of the app, so it reads plain rows rather than ORM objects, and validates
-    the whole page once. The total is exact up to COUNTED_UP_TO posts, and estimated beyond
-    (one more query, on large tables only); `has_more` is exact either way.
+    the whole page once.
     """
     limit = limit or settings.posts_per_page
-    params = {"skip": skip, "limit": limit, "user_id": user_id}
-    page = USER_POSTS_PAGE if user_id is not None else ALL_POSTS_PAGE
+    params = {"skip": skip, "limit": limit, "user_id": user_id, "tag": tag, "viewer_id": viewer_id}
+    kind = ListKind(
+        by_user=user_id is not None, by_tag=tag is not None, as_viewer=viewer_id is not None
+    )
+    page, count = page_statement(kind)
     rows = (await db.execute(page, params)).all()
     if rows:
         total = rows[0].total
     else:  # past the last page: no row to carry the total
-        total = await db.scalar(COUNT_BY_USER if user_id is not None else COUNT_ALL, params)
+        total = await db.scalar(count, params)
     if total >= COUNTED_UP_TO:
-        total = await estimate_total(db, params)
+        total = await estimate_total(db, kind, params)
     posts = [post_fields(row) for row in rows]
     return PaginatedPosts.model_validate(
         {
@@ -158,6 +265,20 @@ async def fetch_posts_page(
             "has_more": skip + len(posts) < total,
         }
     )
+
+
+async def estimate_total(
+    db: AsyncConnection | AsyncSession, kind: ListKind, params: dict[str, Any]
+) -> int:
+    """The total of a list that has more than COUNTED_UP_TO posts: the planner's estimate.
+
+    Exact counts at scale cost a walk over every row, on every page; an estimate costs a
+    lookup in the statistics PostgreSQL keeps up to date (ANALYZE, autovacuum) and scales to
+    the table's current size. It is never below the bound, which the exact count reached.
+    """
+    plan = await db.scalar(estimate_statement(kind), params)
+    rows: float = plan[0]["Plan"]["Plan Rows"]
+    return max(COUNTED_UP_TO, round(rows))
 
 
 # A page deeper than this walks over a thousand index entries (for its offset) on top of its
@@ -175,16 +296,25 @@ async def page_offset(session: SessionDep, skip: Skip = 0) -> int:
 SkipDep = Annotated[int, Depends(page_offset)]
 
 
+async def read_post(
+    db: AsyncConnection | AsyncSession, post_id: int, viewer_id: int | None
+) -> PostResponse | None:
+    """A post with its author and comment count, if `viewer_id` may see it: one query."""
+    row = (await db.execute(POST_BY_ID, {"post_id": post_id, "viewer_id": viewer_id})).first()
+    return None if row is None else PostResponse.model_validate(post_fields(row))
+
+
 def post_not_found() -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=Detail.POST_NOT_FOUND)
 
 
-async def read_post_or_404(post_id: ResourceId, db: ReadDep) -> PostResponse:
-    """A post with its author, for reading: one query on the read connection."""
-    row = (await db.execute(POST_BY_ID, {"post_id": post_id})).first()
-    if row is None:
+async def read_post_or_404(post_id: ResourceId, viewer_id: ViewerId, db: ReadDep) -> PostResponse:
+    """A post with its author, as the viewer may see it: one query on the read connection
+    (two with a token: the token is checked first)."""
+    post = await read_post(db, post_id, viewer_id)
+    if post is None:
         raise post_not_found()
-    return PostResponse.model_validate(post_fields(row))
+    return post
 
 
 async def get_post_or_404(post_id: ResourceId, db: SessionDep) -> models.Post:
@@ -200,14 +330,48 @@ PostReadDep = Annotated[PostResponse, Depends(read_post_or_404)]
 
 
 def ensure_author(post: models.Post, user: models.User, detail: str) -> None:
+    """The author may go on; whoever cannot even see the post (a draft) gets a 404."""
     if post.user_id != user.id:
+        if not can_see(post, user.id):
+            raise post_not_found()
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
 
 
+def response_for(post: models.Post, comment_count: int) -> PostResponse:
+    """A post just written, in the shape every read returns."""
+    fields = {name: getattr(post, name) for name in WRITTEN_FIELDS}
+    return PostResponse.model_validate(
+        {**fields, "author": post.author, "comment_count": comment_count}
+    )
+
+
+WRITTEN_FIELDS = (
+    "id",
+    "title",
+    "content",
+    "user_id",
+    "date_posted",
+    "content_html",
+    "excerpt",
+    "reading_time_minutes",
+    "tags",
+    "published",
+    "updated_at",
+)
+
+
+async def rendered(content: str) -> dict[str, Any]:
+    """content.py's columns for `content`, rendered in a worker thread: a long post takes
+    milliseconds of CPU that the event loop must not wait for."""
+    return await run_in_threadpool(render_post, content)
+
+
 @router.get("", response_model=PaginatedPosts)
-async def list_posts(skip: SkipDep, db: ReadDep, limit: Limit = None):
-    """List posts, newest first."""
-    return await fetch_posts_page(db, skip=skip, limit=limit)
+async def list_posts(
+    skip: SkipDep, db: ReadDep, limit: Limit = None, tag: TagFilter = None
+) -> PaginatedPosts:
+    """List published posts, newest first; `tag` keeps those with that tag."""
+    return await fetch_posts_page(db, skip=skip, limit=limit, tag=tag)
 
 
 @router.post(
@@ -217,40 +381,63 @@ async def list_posts(skip: SkipDep, db: ReadDep, limit: Limit = None):
     responses=errors(400, 401, 413, 429),
     dependencies=[Depends(post_limit)],
 )
-async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep):
-    """Write a post as the current user."""
-    post = models.Post(**data.model_dump(), author=user)
+async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep) -> PostResponse:
+    """Write a post in Markdown as the current user; `published: false` keeps it a draft."""
+    post = models.Post(**data.model_dump(), **await rendered(data.content), author=user)
     db.add(post)
     await db.commit()
-    return post
+    return response_for(post, comment_count=0)
+
+
+@router.post("/preview", response_model=PreviewResponse, responses=errors(400, 401, 413))
+async def preview_post(data: PostPreview, user: CurrentUser) -> PreviewResponse:
+    """Render Markdown as a post would show it, without storing anything."""
+    return PreviewResponse(content_html=(await rendered(data.content))["content_html"])
 
 
 @router.get("/{post_id}", response_model=PostResponse, responses=errors(404))
-async def get_post(post: PostReadDep):
-    """Read one post."""
+async def get_post(post: PostReadDep) -> PostResponse:
+    """Read one post (a draft: its author only)."""
     return post
 
 
 @router.put("/{post_id}", response_model=PostResponse, responses=errors(400, 401, 403, 404, 413))
-async def replace_post(data: PostCreate, post: PostDep, user: CurrentUser, db: SessionDep):
-    """Replace a post's title and content (author only)."""
-    return await update_post_fields(db, post, user, data.model_dump())
+async def replace_post(
+    data: PostReplace, post: PostDep, user: CurrentUser, db: SessionDep
+) -> PostResponse:
+    """Replace a post's title and content; tags and published when given (author only)."""
+    return await update_post_fields(db, post, user, data.model_dump(exclude_unset=True))
 
 
 @router.patch("/{post_id}", response_model=PostResponse, responses=errors(400, 401, 403, 404, 413))
-async def update_post(data: PostUpdate, post: PostDep, user: CurrentUser, db: SessionDep):
-    """Change a post's title and/or content (author only)."""
+async def update_post(
+    data: PostUpdate, post: PostDep, user: CurrentUser, db: SessionDep
+) -> PostResponse:
+    """Change any of a post's title, content, tags and published (author only)."""
     return await update_post_fields(db, post, user, data.model_dump(exclude_unset=True))
 
 
 async def update_post_fields(
-    db: AsyncSession, post: models.Post, user: models.User, fields: dict
-) -> models.Post:
+    db: AsyncSession, post: models.Post, user: models.User, fields: dict[str, Any]
+) -> PostResponse:
     ensure_author(post, user, Detail.UPDATE_POST_FORBIDDEN)
-    for name, value in fields.items():
+    changed = {name: value for name, value in fields.items() if getattr(post, name) != value}
+    if "content" in changed:
+        changed.update(await rendered(changed["content"]))
+    if changed:
+        now = datetime.now(UTC)
+        if changed.get("published") and post.first_published_at is None:
+            # A draft's date is its creation until it is first published; then that moment.
+            changed |= {"date_posted": now, "first_published_at": now}
+        changed["updated_at"] = now
+    for name, value in changed.items():
         setattr(post, name, value)
     await commit_unless_gone(db)
-    return post
+    count = await db.scalar(COMMENTS_OF_POST, {"post_id": post.id})
+    return response_for(post, comment_count=count or 0)
+
+
+COMMENTS_OF_POST = select(func.count()).where(models.Comment.post_id == bindparam("post_id"))
 
 
 @router.delete(

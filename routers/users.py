@@ -285,6 +285,16 @@ async def read_me(user: CurrentUser) -> models.User:
     return user
 
 
+@router.get("/me/posts", response_model=PaginatedPosts, responses=errors(401))
+async def list_my_posts(
+    skip: SkipDep, user: CurrentUser, response: Response, db: SessionDep, limit: Limit = None
+) -> PaginatedPosts:
+    """Your own posts, drafts included, newest first."""
+    # Your own data: on the session (the primary) that just loaded you, never cached.
+    response.headers["Cache-Control"] = "private, no-store"
+    return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id, viewer_id=user.id)
+
+
 @router.patch(
     "/me/password",
     response_model=MessageResponse,

@@ -98,6 +98,62 @@ def test_downgrade_to_base_and_upgrade_again(fresh_database_url):
     assert schema_differences(fresh_database_url) == []
 
 
+def test_upgrade_renders_existing_posts_and_keeps_them_published(fresh_database_url):
+    config = alembic_config(fresh_database_url)
+    command.upgrade(config, "5d1916e1dd2a")
+    engine = create_engine(fresh_database_url)
+    with engine.begin() as conn:
+        user_id = conn.scalar(
+            text(
+                "INSERT INTO users (username, email, password_hash)"
+                " VALUES ('old', 'old@example.com', 'x') RETURNING id"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO posts (title, content, user_id, date_posted)"
+                " VALUES ('Old', 'Some **bold** <script>x</script>', :user, '2020-01-02T03:04:05Z')"
+            ),
+            {"user": user_id},
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        post = conn.execute(text("SELECT * FROM posts")).mappings().one()
+    engine.dispose()
+    assert (
+        post["content_html"] == "<p>Some <strong>bold</strong> &lt;script&gt;x&lt;/script&gt;</p>\n"
+    )
+    assert post["excerpt"] == "Some bold <script>x</script>"
+    assert post["reading_time_minutes"] == 1
+    assert post["published"] is True and post["tags"] == []
+    assert post["updated_at"] == post["first_published_at"] == post["date_posted"]
+
+
+def test_downgrade_refuses_to_make_drafts_public(fresh_database_url):
+    config = alembic_config(fresh_database_url)
+    command.upgrade(config, "head")
+    engine = create_engine(fresh_database_url)
+    with engine.begin() as conn:
+        user_id = conn.scalar(
+            text(
+                "INSERT INTO users (username, username_skeleton, email, password_hash)"
+                " VALUES ('d', 'd', 'd@example.com', 'x') RETURNING id"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO posts (title, content, content_html, excerpt, reading_time_minutes,"
+                " user_id, published) VALUES ('Draft', 'x', '<p>x</p>', 'x', 1, :user, false)"
+            ),
+            {"user": user_id},
+        )
+    with pytest.raises(RuntimeError, match="would become public"):
+        command.downgrade(config, "base")
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM posts WHERE NOT published")) == 1
+    engine.dispose()
+
+
 def test_username_skeleton_migration_backfills_and_renames_later_look_alikes(fresh_database_url):
     config = alembic_config(fresh_database_url)
     command.upgrade(config, "5d1916e1dd2a")

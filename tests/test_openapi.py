@@ -14,6 +14,7 @@ RATE_LIMITED = {
     ("patch", "/api/users/me/password"),
     ("patch", "/api/users/{user_id}/picture"),
     ("post", "/api/posts"),
+    ("post", "/api/posts/{post_id}/comments"),
 }
 
 

@@ -22,8 +22,10 @@ async def add_posts(db_session, user_id: int, count: int) -> None:
     """`count` posts by one user, in one statement (tens of thousands in a blink)."""
     await db_session.execute(
         text(
-            "INSERT INTO posts (title, content, user_id, date_posted)"
-            " SELECT 'Post ' || g, 'Body', :user_id, now() - g * interval '1 second'"
+            "INSERT INTO posts (title, content, content_html, excerpt, reading_time_minutes,"
+            " user_id, date_posted)"
+            " SELECT 'Post ' || g, 'Body', '<p>Body</p>', 'Body', 1, :user_id,"
+            " now() - g * interval '1 second'"
             " FROM generate_series(1, :count) g"
         ),
         {"user_id": user_id, "count": count},

@@ -78,8 +78,10 @@ async def test_a_large_list_estimates_its_total_in_one_more_query(client, engine
     user = await create_test_user(client, "dave")
     await db_session.execute(
         text(
-            "INSERT INTO posts (title, content, user_id, date_posted)"
-            " SELECT 'Post', 'Body', :user_id, now() FROM generate_series(1, :count)"
+            "INSERT INTO posts (title, content, content_html, excerpt, reading_time_minutes,"
+            " user_id, date_posted)"
+            " SELECT 'Post', 'Body', '<p>Body</p>', 'Body', 1, :user_id, now()"
+            " FROM generate_series(1, :count)"
         ),
         {"user_id": user["id"], "count": COUNTED_UP_TO},
     )
@@ -134,3 +136,56 @@ async def test_a_read_takes_one_connection_however_many_of_its_parts_read(
     response = await client.get(path.format(id=authors[0]["id"]))
     assert response.status_code == 200
     assert len(handed_out) == 1
+
+
+@pytest.fixture
+async def discussed(client, db_session, authors) -> list[int]:
+    """Every post tagged and commented on by every author: what a page shows grows, and the
+    number of statements must not."""
+    posts = (await db_session.scalars(select(models.Post))).all()
+    for post in posts:
+        post.tags = ["talk", f"by-{post.user_id}"]
+    db_session.add_all(
+        models.Comment(post_id=post.id, user_id=author["id"], content="Agreed")
+        for post in posts
+        for author in authors
+    )
+    await db_session.commit()
+    return [post.id for post in posts]
+
+
+async def test_posts_with_tags_and_comment_counts_still_take_one_query(client, engine, discussed):
+    one = await statements_for(client, engine, "/api/posts?limit=1")
+    hundred = await statements_for(client, engine, "/api/posts?limit=100")
+    tagged = await statements_for(client, engine, "/api/posts?tag=talk&limit=100")
+    assert one == hundred == tagged == 1
+    page = (await client.get("/api/posts?limit=100")).json()
+    assert {post["comment_count"] for post in page["posts"]} == {3}
+
+
+async def test_comments_run_the_same_queries_for_one_or_a_hundred(client, engine, discussed):
+    post_id = discussed[0]
+    one = await statements_for(client, engine, f"/api/posts/{post_id}/comments?limit=1")
+    all_ = await statements_for(client, engine, f"/api/posts/{post_id}/comments?limit=100")
+    assert one == all_ == 2  # the post's visibility, then the page with authors and total
+
+
+async def test_a_post_page_with_its_comments_runs_a_fixed_number_of_queries(
+    client, engine, discussed
+):
+    assert await statements_for(client, engine, f"/posts/{discussed[0]}") == 2
+
+
+async def test_a_tag_page_runs_one_query(client, engine, discussed):
+    assert await statements_for(client, engine, "/tags/talk") == 1
+
+
+async def test_my_posts_run_a_fixed_number_of_queries(client, engine, authors):
+    from tests.conftest import auth_header, login_user
+
+    headers = auth_header(await login_user(client, authors[0]["email"]))
+    for limit in (1, 100):
+        with count_statements(engine) as statements:
+            response = await client.get(f"/api/users/me/posts?limit={limit}", headers=headers)
+        assert response.status_code == 200
+        assert len(statements) == 2  # the user, then the page

@@ -91,8 +91,12 @@ async def test_non_finite_and_huge_numbers_in_any_json_field_are_a_4xx(
 ):
     user, headers = alice
     post = await create_test_post(client, headers)
+    comment = await client.post(
+        f"/api/posts/{post['id']}/comments", json={"content": "A comment"}, headers=headers
+    )
+    ids = {"user": user["id"], "comment": comment.json()["id"], "post": post["id"]}
     # Path parameters name the test's own resources, so each request reaches body validation.
-    url = re.sub(r"\{(\w+)\}", lambda m: str(user["id"] if "user" in m[1] else post["id"]), path)
+    url = re.sub(r"\{(\w+)_id\}", lambda m: str(ids[m[1]]), path)
     bodies = list(NASTY_NUMBERS)  # the whole body
     for field in body:
         for number in NASTY_NUMBERS:

@@ -26,6 +26,66 @@ function show(updated) {
 
 if (user) show(user);
 
+// --- Drafts: your own posts with published: false, newest first ---------------------------
+
+const draftList = document.getElementById("draft-list");
+const draftsError = document.getElementById("drafts-error");
+
+function draftItem(post) {
+  const item = document.createElement("li");
+  item.className = "draft";
+  item.dataset.postId = post.id;
+  const title = document.createElement("h3");
+  title.textContent = post.title; // user-written text stays text
+  const excerpt = document.createElement("p");
+  excerpt.className = "muted";
+  excerpt.textContent = post.excerpt;
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  const publish = document.createElement("button");
+  publish.type = "button";
+  publish.className = "button";
+  publish.textContent = "Publish";
+  publish.addEventListener("click", () => changeDraft(post, { method: "PATCH", json: { published: true } }));
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "button button-danger";
+  remove.textContent = "Delete draft";
+  remove.addEventListener("click", () => {
+    if (window.confirm("Delete this draft? This cannot be undone.")) changeDraft(post, { method: "DELETE" });
+  });
+  actions.append(publish, remove);
+  item.append(title, excerpt, actions);
+  return item;
+}
+
+async function changeDraft(post, request) {
+  draftsError.hidden = true;
+  try {
+    const changed = await api(`/api/posts/${post.id}`, request);
+    if (changed?.published) window.location.assign(`/posts/${post.id}`);
+    else await showDrafts();
+  } catch (failure) {
+    draftsError.textContent = failure.message;
+    draftsError.hidden = false;
+  }
+}
+
+async function showDrafts() {
+  // The newest 100 of your posts hold your recent drafts (a page is at most 100).
+  const page = await api("/api/users/me/posts?limit=100");
+  const drafts = page.posts.filter((post) => !post.published);
+  draftList.replaceChildren(...drafts.map(draftItem));
+  document.getElementById("no-drafts").hidden = drafts.length > 0;
+}
+
+if (user) {
+  showDrafts().catch((failure) => {
+    draftsError.textContent = failure.message;
+    draftsError.hidden = false;
+  });
+}
+
 onSubmit(profile, async ({ username, email, current_password }) => {
   const json = { username, email };
   // A new email needs the password: a stolen session alone cannot move the account's mail.

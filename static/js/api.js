@@ -18,6 +18,7 @@ const FIELD_LABELS = {
   content: "Content",
   file: "File",
   token: "Reset link",
+  tags: "Tags",
 };
 
 const STATUS_MESSAGES = {
@@ -45,7 +46,9 @@ function fieldErrors(detail) {
   if (!Array.isArray(detail)) return errors;
   for (const item of detail) {
     const loc = Array.isArray(item?.loc) ? item.loc : [];
-    const field = loc.length > 1 ? String(loc[loc.length - 1]) : "";
+    // ["body", "tags", 2] is the third tag: the message belongs to the "tags" field.
+    const names = loc.slice(1).filter((part) => typeof part === "string");
+    const field = names.length ? names[names.length - 1] : "";
     const message = readable(item?.msg ?? "Invalid value");
     errors[field] = errors[field] ? `${errors[field]} ${message}` : message;
   }

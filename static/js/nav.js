@@ -1,6 +1,6 @@
 // On every page: the navigation knows who is logged in; "New post" writes from anywhere.
 import { api, currentUser, logOut } from "./api.js";
-import { onSubmit } from "./ui.js";
+import { onSubmit, parseTags, wirePreview } from "./ui.js";
 
 export function showUser(user) {
   for (const group of document.querySelectorAll("[data-auth]")) {
@@ -21,9 +21,13 @@ document.getElementById("new-post-button").addEventListener("click", () => {
 dialog.querySelector("[data-close-dialog]").addEventListener("click", () => dialog.close());
 document.getElementById("logout-button").addEventListener("click", () => logOut());
 
-onSubmit(form, async ({ title, content }) => {
-  const post = await api("/api/posts", { method: "POST", json: { title, content } });
-  window.location.assign(`/posts/${post.id}`);
+wirePreview(form, api);
+
+// "Publish" and "Save draft" are the form's two submit buttons (name="published").
+onSubmit(form, async ({ title, content, tags, published = "true" }) => {
+  const json = { title, content, tags: parseTags(tags), published: published === "true" };
+  const post = await api("/api/posts", { method: "POST", json });
+  window.location.assign(post.published ? `/posts/${post.id}` : "/account?notice=draft-saved#drafts");
 });
 
 showUser(await currentUser());

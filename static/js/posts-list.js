@@ -11,8 +11,10 @@ button?.addEventListener("click", async (event) => {
   button.setAttribute("aria-disabled", "true");
   error.hidden = true;
   try {
-    const params = new URLSearchParams({ skip: list.dataset.nextSkip, limit: list.dataset.limit });
-    const page = await api(`${list.dataset.api}?${params}`);
+    const url = new URL(list.dataset.api, window.location.origin); // may carry ?tag= already
+    url.searchParams.set("skip", list.dataset.nextSkip);
+    url.searchParams.set("limit", list.dataset.limit);
+    const page = await api(`${url.pathname}${url.search}`);
     list.append(...page.posts.map(postCard));
     list.dataset.nextSkip = page.skip + page.posts.length;
     button.parentElement.hidden = !page.has_more;

@@ -1,7 +1,8 @@
 // Small DOM helpers shared by the pages: form errors, busy buttons, post cards.
 
-export function formValues(form) {
-  return Object.fromEntries(new FormData(form));
+/** The form's fields, with the value of the submit button that was pressed (if it has one). */
+export function formValues(form, submitter = null) {
+  return Object.fromEntries(new FormData(form, submitter));
 }
 
 export function clearMessages(form) {
@@ -42,15 +43,17 @@ export function showSuccess(form, message) {
 export function onSubmit(form, action) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const button = form.querySelector('button[type="submit"]');
-    button.disabled = true;
+    // Read first: a disabled button (the one pressed included) leaves the form data.
+    const values = formValues(form, event.submitter ?? null);
+    const buttons = [...form.querySelectorAll('button[type="submit"]')];
+    for (const button of buttons) button.disabled = true;
     clearMessages(form);
     try {
-      await action(formValues(form));
+      await action(values);
     } catch (error) {
       showError(form, error);
     } finally {
-      button.disabled = false;
+      for (const button of buttons) button.disabled = false;
     }
   });
 }
@@ -79,6 +82,51 @@ function element(tag, attributes = {}, text = null) {
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   if (text !== null) node.textContent = text; // user-written text stays text
   return node;
+}
+
+/** "python, Web ,," -> ["python", "Web"]: the API normalises and checks each tag. */
+export function parseTags(text) {
+  return String(text ?? "")
+    .split(",")
+    .map((tag) => tag.trim())
+    .filter(Boolean);
+}
+
+/** The same markup as templates/_post_tags.html. */
+export function tagList(tags) {
+  const list = element("ul", { class: "tags", "aria-label": "Tags" });
+  for (const tag of tags) {
+    const item = element("li");
+    item.append(element("a", { class: "tag", href: `/tags/${encodeURIComponent(tag)}` }, `#${tag}`));
+    list.append(item);
+  }
+  return list;
+}
+
+/**
+ * Show the Markdown of `form` rendered by the server (sanitised there: the only HTML the
+ * pages insert as HTML is what the API renders and cleans), in the form's preview area.
+ */
+export function wirePreview(form, api) {
+  const button = form.querySelector("[data-preview-button]");
+  const area = form.querySelector("[data-preview]");
+  const body = form.querySelector("[data-preview-body]");
+  button?.addEventListener("click", async () => {
+    clearMessages(form);
+    try {
+      const { content_html } = await api("/api/posts/preview", {
+        method: "POST",
+        json: { content: form.elements.content.value },
+      });
+      body.innerHTML = content_html;
+      area.hidden = false;
+    } catch (error) {
+      showError(form, error);
+    }
+  });
+  form.elements.content.addEventListener("input", () => {
+    area.hidden = true;
+  });
 }
 
 /** The text on one line, cut at a word with "…" past `length` characters (as the pages' `excerpt`). */
@@ -111,6 +159,12 @@ export function postCard(post) {
   meta.append(avatar, who);
   const title = element("h2", { class: "post-title" });
   title.append(element("a", { href: `/posts/${post.id}` }, post.title));
-  card.append(meta, title, element("p", { class: "post-excerpt" }, excerpt(post.content)));
+  const footer = element("div", { class: "post-footer" });
+  if (post.tags.length) footer.append(tagList(post.tags));
+  const stats = element("span", { class: "post-stats muted" }, `${post.reading_time_minutes} min read · `);
+  const count = `${post.comment_count} comment${post.comment_count === 1 ? "" : "s"}`;
+  stats.append(element("a", { href: `/posts/${post.id}#comments` }, count));
+  footer.append(stats);
+  card.append(meta, title, element("p", { class: "post-excerpt" }, post.excerpt), footer);
   return card;
 }

@@ -1,0 +1,29 @@
+"""JSON API for tags."""
+
+from fastapi import APIRouter
+from sqlalchemy import func, select
+
+import models
+from database import ReadDep
+from routers.posts import visible_to
+from schemas import TagCount, errors
+
+router = APIRouter(prefix="/api/tags", tags=["tags"], responses=errors(503))
+
+MAX_TAGS_LISTED = 100
+
+_tags = select(func.unnest(models.Post.tags).label("name")).where(visible_to(None)).subquery()
+_count = func.count().label("count")
+TAG_COUNTS = (
+    select(_tags.c.name, _count)
+    .group_by(_tags.c.name)
+    .order_by(_count.desc(), _tags.c.name)
+    .limit(MAX_TAGS_LISTED)
+)
+
+
+@router.get("", response_model=list[TagCount])
+async def list_tags(db: ReadDep) -> list[TagCount]:
+    """The tags of published posts with how many use each: most used first, then by name."""
+    rows = (await db.execute(TAG_COUNTS)).all()
+    return [TagCount(name=name, count=count) for name, count in rows]

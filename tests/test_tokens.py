@@ -7,6 +7,7 @@ import jwt
 import pytest
 from sqlalchemy import event, func, select
 
+import auth
 import models
 from config import settings
 from schemas import Detail
@@ -163,3 +164,10 @@ async def test_token_response_is_never_cached(client):
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["pragma"] == "no-cache"
+
+
+@pytest.mark.parametrize("jti", ["x", "x" * 64], ids=["one-character", "64-characters"])
+def test_a_token_whose_jti_is_1_to_64_characters_is_accepted_and_named_by_it(jti):
+    claims = {"sub": "7", "exp": datetime.now(UTC) + timedelta(minutes=5), "jti": jti}
+    token = auth.read_access_token(jwt.encode(claims, SECRET, "HS256"))
+    assert (token.user_id, token.token_id) == (7, jti)

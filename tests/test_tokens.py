@@ -1,5 +1,7 @@
 """Access tokens: logging out revokes one, server side; the token response is never cached."""
 
+import os
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -7,6 +9,7 @@ import jwt
 import pytest
 from sqlalchemy import event, func, select
 
+import auth
 import models
 from config import settings
 from schemas import Detail
@@ -163,3 +166,41 @@ async def test_token_response_is_never_cached(client):
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["pragma"] == "no-cache"
+
+
+@pytest.mark.parametrize("jti", ["x", "x" * 64], ids=["one-character", "64-characters"])
+def test_a_token_whose_jti_is_1_to_64_characters_is_accepted_and_named_by_it(jti):
+    claims = {"sub": "7", "exp": datetime.now(UTC) + timedelta(minutes=5), "jti": jti}
+    token = auth.read_access_token(jwt.encode(claims, SECRET, "HS256"))
+    assert (token.user_id, token.token_id) == (7, jti)
+
+
+@pytest.fixture(params=["Etc/GMT+5", "Etc/GMT-9"], ids=["UTC-5", "UTC+9"])
+def server_time_zone(request):
+    """The process's local time zone, away from UTC (restored afterwards)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = request.param
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def test_a_new_token_lasts_the_configured_minutes_whatever_the_servers_time_zone(
+    server_time_zone,
+):
+    user = models.User(id=7, token_version=0)
+    expected = datetime.now(UTC) + timedelta(minutes=settings.access_token_expire_minutes)
+    expires = datetime.fromtimestamp(claims_of(auth.create_access_token(user))["exp"], UTC)
+    assert abs(expires - expected) < timedelta(minutes=1)
+
+
+def test_a_revocation_is_kept_until_the_tokens_exp_whatever_the_servers_time_zone(
+    server_time_zone,
+):
+    exp = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+    token = auth.read_access_token(jwt.encode({"sub": "7", "exp": exp}, SECRET, "HS256"))
+    assert token.expires_at == exp

@@ -113,3 +113,15 @@ def test_normalising_keeps_ordinary_names_as_they_are():
     assert normalise_username("  Zoë-42_ok ") == "Zoë-42_ok"
     assert username_skeleton("paypa1") == username_skeleton("PAYPAL")
     assert username_skeleton("alice") != username_skeleton("alicia")
+
+
+def test_a_name_of_exactly_50_characters_is_kept_and_51_refused():
+    assert normalise_username("a" * 50) == "a" * 50
+    with pytest.raises(ValueError, match=r"^must be at most 50 characters once normalised"):
+        normalise_username("a" * 51)
+
+
+def test_a_name_that_shows_nothing_is_refused_in_a_plain_sentence():
+    with pytest.raises(ValueError) as refused:
+        normalise_username("\u3164")  # Hangul filler
+    assert str(refused.value) == "must contain a visible character"

@@ -28,21 +28,28 @@ def reset_link(token: str) -> str:
     return f"{settings.frontend_url.rstrip('/')}/reset-password?token={token}"
 
 
+def build_email(
+    to_email: str, subject: str, template: str, context: dict[str, object]
+) -> EmailMessage:
+    """A mail in plain text and HTML, from `templates/email/<template>.txt` and `.html`."""
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to_email
+    message["Subject"] = subject
+    message.set_content(templates.get_template(f"{template}.txt").render(context))
+    message.add_alternative(
+        templates.get_template(f"{template}.html").render(context), subtype="html"
+    )
+    return message
+
+
 def build_password_reset_email(to_email: str, username: str, token: str) -> EmailMessage:
-    context = {
+    context: dict[str, object] = {
         "username": username,
         "link": reset_link(token),
         "minutes": settings.reset_token_expire_minutes,
     }
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = to_email
-    message["Subject"] = RESET_SUBJECT
-    message.set_content(templates.get_template("password_reset.txt").render(context))
-    message.add_alternative(
-        templates.get_template("password_reset.html").render(context), subtype="html"
-    )
-    return message
+    return build_email(to_email, RESET_SUBJECT, "password_reset", context)
 
 
 async def send_password_reset_email(to_email: str, username: str, token: str) -> None:
@@ -86,16 +93,8 @@ EMAIL_CHANGED_SUBJECT = "Your email address was changed"
 
 
 def build_email_changed_notice(to_email: str, username: str, new_email: str) -> EmailMessage:
-    context = {"username": username, "new_email": new_email}
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = to_email
-    message["Subject"] = EMAIL_CHANGED_SUBJECT
-    message.set_content(templates.get_template("email_changed.txt").render(context))
-    message.add_alternative(
-        templates.get_template("email_changed.html").render(context), subtype="html"
-    )
-    return message
+    context: dict[str, object] = {"username": username, "new_email": new_email}
+    return build_email(to_email, EMAIL_CHANGED_SUBJECT, "email_changed", context)
 
 
 async def send_email_changed_notice(to_email: str, username: str, new_email: str) -> None:

@@ -39,6 +39,10 @@ POST_CONTENT = "Lorem ipsum dolor sit amet. " * 20
 N_TAGS = 10  # every post has the tag "bench" and one of tag0..tag9
 N_DISCUSSED_POSTS = 100
 COMMENTS_PER_POST = 20
+# With --rate-limit-storage: the limits are checked (and their storage used), never met.
+RATE_LIMITS = ["LOGIN", "LOGIN_ACCOUNT", "REGISTER", "PASSWORD_RESET", "PASSWORD_RESET_ACCOUNT",
+               "PASSWORD_CHANGE", "UPLOAD", "POST", "COMMENT"]  # fmt: skip
+UNREACHABLE_RATE = "1000000/minute"
 
 
 # --- Measurements --------------------------------------------------------------------------
@@ -647,6 +651,12 @@ def main() -> None:
         "--only", nargs="+", choices=list(GROUPS), help="run only these groups of scenarios"
     )
     parser.add_argument(
+        "--rate-limit-storage",
+        metavar="URL",
+        help="rate limits on, their windows in this storage (e.g. redis://127.0.0.1:6379/13), "
+        "every rate raised so no request is refused",
+    )
+    parser.add_argument(
         "--middleware-cost",
         type=int,
         metavar="ROUNDS",
@@ -667,6 +677,9 @@ def main() -> None:
             "DATA_DIR": str(tmp / "data"),
             "MEDIA_DIR": str(tmp / "media"),
         }
+        if args.rate_limit_storage:  # every limit checked in that storage, none ever met
+            env |= {"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_STORAGE_URL": args.rate_limit_storage}
+            env |= {f"RATE_LIMIT_{name}": UNREACHABLE_RATE for name in RATE_LIMITS}
         migrate = [sys.executable, "-m", "alembic", "upgrade", "head"]
         subprocess.run(migrate, cwd=PROJECT_DIR, env=env, check=True, capture_output=True)
         if args.middleware_cost:

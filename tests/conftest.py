@@ -54,15 +54,18 @@ os.environ.update(
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
 from email.message import EmailMessage  # noqa: E402
 from io import BytesIO  # noqa: E402
+from typing import Any  # noqa: E402
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from PIL import Image  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import delete, func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import (  # noqa: E402
     AsyncConnection,
     AsyncEngine,
@@ -72,7 +75,7 @@ from sqlalchemy.ext.asyncio import (  # noqa: E402
 )
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-import models  # noqa: E402, F401
+import models  # noqa: E402
 from database import Base, get_db, make_sessionmaker  # noqa: E402
 from main import app  # noqa: E402
 from ratelimit import limiter  # noqa: E402
@@ -237,6 +240,27 @@ def serve_app_from(engine: AsyncEngine, read_engine: AsyncEngine) -> async_sessi
     probe = make_probe_engine(engine.url)
     app.dependency_overrides[get_probe_engine] = lambda: probe
     return sessions
+
+
+@asynccontextmanager
+async def app_on_own_engine(
+    prefix: str, **pool: Any
+) -> AsyncIterator[tuple[AsyncClient, AsyncEngine, async_sessionmaker[AsyncSession]]]:
+    """An HTTP client on the app served from a pooled engine of its own (`pool`: its options),
+    so requests run in real, concurrent transactions. Such requests commit: afterwards every
+    user whose name starts with `prefix` (in any case) is deleted, with what hangs off them."""
+    live_engine = create_async_engine(TEST_DATABASE_URL, **pool)
+    sessions = serve_app_from(live_engine, live_engine)
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+            yield client, live_engine, sessions
+    finally:
+        app.dependency_overrides.clear()
+        async with sessions() as session:
+            made_here = func.lower(models.User.username).startswith(prefix.lower())
+            await session.execute(delete(models.User).where(made_here))
+            await session.commit()
+        await live_engine.dispose()
 
 
 # --- Helpers: keep each test to its point ----------------------------------------------------

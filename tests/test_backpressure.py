@@ -11,22 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import pytest
-from httpx import ASGITransport, AsyncClient
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import create_async_engine
 
 import auth
 import images
-import models
 import storage
 from config import settings
-from main import app
 from schemas import Detail
 from tests.conftest import (
-    TEST_DATABASE_URL,
+    app_on_own_engine,
     auth_header,
     image_bytes,
-    serve_app_from,
     upload_picture,
 )
 
@@ -40,17 +34,9 @@ POOL_SIZE = 5
 @pytest.fixture
 async def live(engine, s3):
     """The app on a pool of POOL_SIZE connections that gives up after a second."""
-    live_engine = create_async_engine(
-        TEST_DATABASE_URL, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=1
-    )
-    sessions = serve_app_from(live_engine, live_engine)
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+    pool = {"pool_size": POOL_SIZE, "max_overflow": 0, "pool_timeout": 1}
+    async with app_on_own_engine(PREFIX, **pool) as (client, live_engine, _):
         yield client, live_engine
-    app.dependency_overrides.clear()
-    async with sessions() as session:
-        await session.execute(delete(models.User).where(models.User.username.startswith(PREFIX)))
-        await session.commit()
-    await live_engine.dispose()
 
 
 async def registered(client, name: str) -> tuple[dict, dict]:

@@ -10,15 +10,18 @@ from functools import partial
 
 import anyio
 import pytest
-from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from httpx import Response
+from sqlalchemy import func, select
 
 import models
 import routers.users
-from main import app
 from schemas import Detail
-from tests.conftest import TEST_DATABASE_URL, auth_header, bucket_keys, image_bytes, serve_app_from
+from tests.conftest import (
+    app_on_own_engine,
+    auth_header,
+    bucket_keys,
+    image_bytes,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -29,17 +32,9 @@ PASSWORD = "race password 1"
 @pytest.fixture
 async def live(engine, s3):
     """An HTTP client on the app with real, separate sessions per request."""
-    live_engine = create_async_engine(TEST_DATABASE_URL, pool_size=20, max_overflow=10)
-    sessions = serve_app_from(live_engine, live_engine)
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+    # Some racing names are upper case ("RACEDUP"): the cleanup matches the prefix in any case.
+    async with app_on_own_engine(PREFIX, pool_size=20, max_overflow=10) as (client, _, sessions):
         yield client, sessions
-    app.dependency_overrides.clear()
-    async with sessions() as session:
-        # Case-insensitively: some racing names are upper case ("RACEDUP"), and any of them may win.
-        made_here = func.lower(models.User.username).startswith(PREFIX)
-        await session.execute(delete(models.User).where(made_here))
-        await session.commit()
-    await live_engine.dispose()
 
 
 Call = Callable[[], Awaitable[Response]]

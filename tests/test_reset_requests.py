@@ -6,14 +6,11 @@ from contextlib import contextmanager
 
 import anyio
 import pytest
-from httpx import ASGITransport, AsyncClient
-from sqlalchemy import delete, event, func, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event, func, select
 from starlette.background import BackgroundTasks
 
 import models
-from main import app
-from tests.conftest import TEST_DATABASE_URL, create_test_user, serve_app_from
+from tests.conftest import app_on_own_engine, create_test_user
 
 pytestmark = pytest.mark.anyio
 
@@ -34,15 +31,8 @@ def mails(monkeypatch) -> list[dict]:
 @pytest.fixture
 async def live(engine):
     """The app on its own pooled engine: requests run in concurrent transactions."""
-    live_engine = create_async_engine(TEST_DATABASE_URL, pool_size=10, max_overflow=0)
-    sessions = serve_app_from(live_engine, live_engine)
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+    async with app_on_own_engine(PREFIX, pool_size=10, max_overflow=0) as (client, _, sessions):
         yield client, sessions
-    app.dependency_overrides.clear()
-    async with sessions() as session:
-        await session.execute(delete(models.User).where(models.User.username.startswith(PREFIX)))
-        await session.commit()
-    await live_engine.dispose()
 
 
 @pytest.mark.parametrize("requests", [4, 8])

@@ -19,7 +19,7 @@ from database import ReadDep, SessionDep
 from routers.comments import fetch_comments_page
 from routers.posts import PostReadDep, fetch_posts_page, page_offset
 from routers.users import PublicUserDep
-from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, Skip, normalize_tag
+from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, ResourceId, Skip, normalize_tag
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -79,10 +79,25 @@ def render(
     return templates.TemplateResponse(request, name, context or {}, **kwargs)
 
 
+# A draft is a 404 to the server, which renders pages without the token: its author, logged
+# in, is offered the editor, whose script asks the API for the post with the token.
+POST_PAGE = re.compile(r"/posts/(\d+)")
+
+
+def draft_editor_url(path: str) -> str | None:
+    """The draft editor of the post a 404 page was asked for, if it was a post's page."""
+    match = POST_PAGE.fullmatch(path)
+    return f"/account/drafts/{match[1]}" if match else None
+
+
 def render_error_page(
     request: Request, status_code: int, detail: object, headers: Mapping[str, str] | None = None
 ) -> HTMLResponse:
-    context = {"status_code": status_code, "detail": detail if isinstance(detail, str) else "Error"}
+    context = {
+        "status_code": status_code,
+        "detail": detail if isinstance(detail, str) else "Error",
+        "draft_editor": draft_editor_url(request.url.path) if status_code == 404 else None,
+    }
     return render(request, "error.html", context, status_code=status_code, headers=headers)
 
 
@@ -173,6 +188,12 @@ async def register_page(request: Request) -> HTMLResponse:
 async def account_page(request: Request) -> HTMLResponse:
     """Profile, picture, password, log out and account deletion (filled in by the browser)."""
     return render(request, "account.html")
+
+
+@router.get("/account/drafts/{post_id}", response_class=HTMLResponse)
+async def draft_page(request: Request, post_id: ResourceId) -> HTMLResponse:
+    """Edit, preview and publish a draft; the browser loads it with the token."""
+    return render(request, "draft.html", {"post_id": post_id})
 
 
 @router.get("/forgot-password", response_class=HTMLResponse)

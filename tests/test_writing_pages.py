@@ -108,3 +108,37 @@ async def test_the_editor_offers_tags_a_draft_and_a_preview(client, alice):
     assert "data-preview-button" in home and 'name="tags"' in home
     page = assert_html(await client.get(f"/posts/{post['id']}"))
     assert 'name="tags" autocomplete="off" aria-describedby="edit-tags-hint" value="a, b"' in page
+
+
+async def test_draft_editor_page_is_a_shell_that_carries_no_post(client, alice):
+    draft = await write(
+        client, alice[1], title="Secret title", content="Secret words", published=False
+    )
+    html = assert_html(await client.get(f"/account/drafts/{draft['id']}"))
+    assert f'id="draft-editor" data-post-id="{draft["id"]}"' in html
+    assert '<script type="module" src="/static/js/draft.js"></script>' in html
+    assert re.search(r'<form id="draft-form"[^>]*\bhidden\b', html)  # shown once loaded
+    assert 'name="published" value="true">Publish</button>' in html
+    assert "Secret" not in html
+
+
+async def test_draft_editor_page_of_an_impossible_id_is_an_html_error(client):
+    for path in ("/account/drafts/abc", "/account/drafts/0", f"/account/drafts/{2**31}"):
+        assert_html(await client.get(path), 422)
+
+
+async def test_a_post_page_404_offers_the_draft_editor_to_a_logged_in_reader(client, alice):
+    draft = await write(client, alice[1], title="Secret title", published=False)
+    html = assert_html(await client.get(f"/posts/{draft['id']}"), 404)
+    # Shown by nav.js once a user is logged in; the same for any missing post.
+    hint = f'data-auth="in" hidden>If this is your draft, <a href="/account/drafts/{draft["id"]}">'
+    assert hint in html
+    assert "Secret" not in html
+    assert f'href="/account/drafts/{draft["id"] + 1}"' in assert_html(
+        await client.get(f"/posts/{draft['id'] + 1}"), 404
+    )
+
+
+async def test_other_404_pages_offer_no_draft_editor(client):
+    for path in ("/nowhere", "/users/999999/posts", "/posts/1/more"):
+        assert 'id="draft-hint"' not in assert_html(await client.get(path), 404)

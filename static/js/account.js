@@ -35,13 +35,21 @@ function draftItem(post) {
   const item = document.createElement("li");
   item.className = "draft";
   item.dataset.postId = post.id;
+  const editor = `/account/drafts/${post.id}`;
   const title = document.createElement("h3");
-  title.textContent = post.title; // user-written text stays text
+  const link = document.createElement("a");
+  link.href = editor;
+  link.textContent = post.title; // user-written text stays text
+  title.append(link);
   const excerpt = document.createElement("p");
   excerpt.className = "muted";
   excerpt.textContent = post.excerpt;
   const actions = document.createElement("div");
   actions.className = "actions";
+  const edit = document.createElement("a");
+  edit.className = "button button-secondary";
+  edit.href = editor;
+  edit.textContent = "Edit";
   const publish = document.createElement("button");
   publish.type = "button";
   publish.className = "button";
@@ -54,7 +62,7 @@ function draftItem(post) {
   remove.addEventListener("click", () => {
     if (window.confirm("Delete this draft? This cannot be undone.")) changeDraft(post, { method: "DELETE" });
   });
-  actions.append(publish, remove);
+  actions.append(edit, publish, remove);
   item.append(title, excerpt, actions);
   return item;
 }

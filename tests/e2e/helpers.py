@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
@@ -60,6 +60,27 @@ def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#nav-account")).to_be_visible()
+
+
+def fill_post(form: Locator, title: str, content: str, tags: str = "") -> None:
+    """Type a post into one of the editors (templates/_post_fields.html)."""
+    form.get_by_label("Title").fill(title)
+    form.get_by_label("Content").fill(content)
+    form.get_by_label("Tags").fill(tags)
+
+
+def preview(form: Locator) -> Locator:
+    """Press the editor's Preview; answers where the rendered Markdown shows."""
+    form.get_by_role("button", name="Preview").click()
+    return form.locator("[data-preview-body]")
+
+
+def save_draft(page: Page, title: str, content: str, tags: str = "") -> None:
+    """Write a post in the "New post" dialog and keep it as a draft (the account page opens)."""
+    page.get_by_role("button", name="New post").click()
+    dialog = page.get_by_role("dialog", name="New post")
+    fill_post(dialog, title, content, tags)
+    dialog.get_by_role("button", name="Save draft").click()
 
 
 def shot(page: Page, name: str) -> None:

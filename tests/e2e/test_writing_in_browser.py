@@ -6,7 +6,17 @@ import re
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
-from tests.e2e.helpers import create_post, create_user, log_in, path_of, shot, unique
+from tests.e2e.helpers import (
+    create_post,
+    create_user,
+    fill_post,
+    log_in,
+    path_of,
+    preview,
+    save_draft,
+    shot,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -52,15 +62,15 @@ def test_writer_writes_markdown_with_tags_previews_publishes_and_opens_the_tag_p
     log_in(page, writer.email)
     page.get_by_role("button", name="New post").click()
     dialog = page.get_by_role("dialog", name="New post")
-    dialog.get_by_label("Title").fill("Markdown in the browser")
-    dialog.get_by_label("Content").fill(
-        "Some **bold** words and a [link](https://example.com).\n\n- one\n- two"
+    fill_post(
+        dialog,
+        "Markdown in the browser",
+        "Some **bold** words and a [link](https://example.com).\n\n- one\n- two",
+        f"{tag.upper()}, markdown",
     )
-    dialog.get_by_label("Tags").fill(f"{tag.upper()}, markdown")
-    dialog.get_by_role("button", name="Preview").click()
-    preview = dialog.locator("[data-preview-body]")
-    expect(preview.locator("strong")).to_have_text("bold")
-    expect(preview.locator("li")).to_have_count(2)
+    rendered = preview(dialog)
+    expect(rendered.locator("strong")).to_have_text("bold")
+    expect(rendered.locator("li")).to_have_count(2)
     shot(page, "editor-preview")
     dialog.get_by_role("button", name="Publish").click()
 
@@ -91,11 +101,7 @@ def test_writer_saves_a_draft_sees_it_only_on_the_account_page_then_publishes_it
     writer = create_user(api)
     title = f"Draft {unique('d')}"
     log_in(page, writer.email)
-    page.get_by_role("button", name="New post").click()
-    dialog = page.get_by_role("dialog", name="New post")
-    dialog.get_by_label("Title").fill(title)
-    dialog.get_by_label("Content").fill("Not ready *yet*.")
-    dialog.get_by_role("button", name="Save draft").click()
+    save_draft(page, title, "Not ready *yet*.")
 
     expect(page).to_have_url(re.compile(r"/account\?notice=draft-saved"))
     drafts = page.locator("#draft-list")

@@ -1,0 +1,54 @@
+// A draft in the editor. The page carries no post: the API shows a draft to its author only,
+// so this script loads it with the token, then saves, previews and publishes it.
+import { api, currentUser } from "./api.js";
+import { onSubmit, parseTags, showSuccess, wirePreview } from "./ui.js";
+
+const postId = document.getElementById("draft-editor").dataset.postId;
+const heading = document.getElementById("draft-heading");
+const status = document.getElementById("draft-status");
+const form = document.getElementById("draft-form");
+
+function logIn() {
+  window.location.replace(`/login?next=${encodeURIComponent(`/account/drafts/${postId}`)}`);
+}
+
+/** The post's own text in the fields (values, never markup). */
+function fill(post) {
+  form.elements.title.value = post.title;
+  form.elements.content.value = post.content;
+  form.elements.tags.value = post.tags.join(", ");
+  document.title = `Edit draft: ${post.title} · Blog`;
+  status.textContent = "Only you can see this draft until you publish it.";
+}
+
+async function load() {
+  if (!(await currentUser())) return logIn();
+  let post;
+  try {
+    post = await api(`/api/posts/${postId}`);
+  } catch (failure) {
+    if (failure.status === 401) return logIn();
+    // Someone else's draft is a 404 too: the page never says whether it exists.
+    heading.textContent = failure.status === 404 ? "Draft not found" : "The draft could not be loaded";
+    status.textContent =
+      failure.status === 404 ? "There is no draft of yours at this address. Your drafts are on your account page." : failure.message;
+    return;
+  }
+  if (post.published) return window.location.replace(`/posts/${post.id}`); // its page edits it
+  fill(post);
+  form.hidden = false;
+}
+
+wirePreview(form, api);
+
+// "Save draft" and "Publish" are the form's two submit buttons (name="published").
+onSubmit(form, async ({ title, content, tags, published = "false" }) => {
+  const json = { title, content, tags: parseTags(tags) };
+  if (published === "true") json.published = true;
+  const post = await api(`/api/posts/${postId}`, { method: "PATCH", json });
+  if (post.published) return window.location.assign(`/posts/${post.id}`);
+  fill(post);
+  showSuccess(form, "Draft saved.");
+});
+
+await load();

@@ -1,0 +1,123 @@
+"""Editing a draft in Chromium: the editor page loads it with the author's token; nobody else,
+logged in or not, ever sees its text."""
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.helpers import (
+    User,
+    create_user,
+    fill_post,
+    log_in,
+    preview,
+    save_draft,
+    shot,
+    unique,
+)
+
+pytestmark = pytest.mark.e2e
+
+NOT_FOUND = "Draft not found"
+
+
+def create_draft(api: httpx.Client, user: User, title: str, content: str) -> dict:
+    body = {"title": title, "content": content, "tags": ["first"], "published": False}
+    response = api.post("/api/posts", json=body, headers=user.headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_writer_opens_a_draft_from_the_account_edits_previews_saves_and_publishes_it(
+    page: Page, api, live_server
+):
+    writer = create_user(api)
+    title = f"Draft {unique('d')} <b>not bold</b>"
+    log_in(page, writer.email)
+    save_draft(page, title, "A first go.", tags="first")
+
+    expect(page).to_have_url(re.compile(r"/account\?notice=draft-saved"))
+    draft = page.locator("#draft-list .draft")
+    expect(draft.get_by_role("link", name=title)).to_be_visible()
+    shot(page, "account-draft-links")
+    draft.get_by_role("link", name="Edit").click()
+    expect(page).to_have_url(re.compile(r"/account/drafts/\d+$"))
+    draft_id = int(page.url.rsplit("/", 1)[1])
+
+    form = page.locator("#draft-form")
+    expect(form.get_by_label("Title")).to_have_value(title)
+    expect(form.get_by_label("Content")).to_have_value("A first go.")
+    expect(form.get_by_label("Tags")).to_have_value("first")
+    new_title = f"Ready {unique('r')}"
+    fill_post(form, new_title, "Now **bold** and\n\n- one\n- two", "First, second")
+    rendered = preview(form)
+    expect(rendered.locator("strong")).to_have_text("bold")
+    expect(rendered.locator("li")).to_have_count(2)
+    shot(page, "draft-editor")
+
+    form.get_by_role("button", name="Save draft").click()
+    expect(form.locator(".form-success")).to_have_text("Draft saved.")
+    expect(form.get_by_label("Tags")).to_have_value("first, second")
+    assert api.get(f"/api/posts/{draft_id}").status_code == 404  # still a draft
+
+    page.reload()
+    expect(form.get_by_label("Title")).to_have_value(new_title)
+    expect(form.get_by_label("Content")).to_have_value("Now **bold** and\n\n- one\n- two")
+    expect(page).to_have_title(f"Edit draft: {new_title} · Blog")
+
+    form.get_by_role("button", name="Publish").click()
+    expect(page).to_have_url(f"{live_server}/posts/{draft_id}")
+    expect(page.locator("#post-title")).to_have_text(new_title)
+    expect(page.locator("#post-content strong")).to_have_text("bold")
+    page.goto("/")
+    expect(page.locator(".post-card").first).to_contain_text(new_title)
+    page.goto("/account")
+    expect(page.locator("#no-drafts")).to_be_visible()
+
+    # A published post's editor is its own page.
+    page.goto(f"/account/drafts/{draft_id}")
+    expect(page).to_have_url(f"{live_server}/posts/{draft_id}")
+
+
+def test_another_user_opening_the_draft_editor_sees_not_found_never_the_text(page: Page, api):
+    author = create_user(api)
+    draft = create_draft(api, author, f"Secret {unique('s')}", "Secret words")
+    stranger = create_user(api)
+    log_in(page, stranger.email)
+
+    for post_id in (draft["id"], 2**31 - 1):  # someone else's draft reads as a missing one
+        page.goto(f"/account/drafts/{post_id}")
+        expect(page.locator("#draft-heading")).to_have_text(NOT_FOUND)
+        expect(page.locator("#draft-status")).to_contain_text("no draft of yours")
+        expect(page.locator("#draft-form")).to_be_hidden()
+        assert "Secret" not in page.content()
+        assert page.locator("#draft-form input[name=title]").input_value() == ""
+    shot(page, "draft-not-found")
+
+
+def test_logged_out_reader_is_sent_to_log_in_then_back_to_the_draft(page: Page, api):
+    author = create_user(api)
+    draft = create_draft(api, author, "Mine to edit", "Words")
+    page.goto(f"/account/drafts/{draft['id']}")
+    expect(page).to_have_url(re.compile(rf"/login\?next=%2Faccount%2Fdrafts%2F{draft['id']}$"))
+    assert "Mine to edit" not in page.content()
+
+    log_in(page, author.email)
+    expect(page.locator("#draft-form").get_by_label("Title")).to_have_value("Mine to edit")
+
+
+def test_author_on_the_404_of_their_draft_is_offered_the_editor(page: Page, api):
+    author = create_user(api)
+    draft = create_draft(api, author, "Behind the 404", "Words")
+    page.goto(f"/posts/{draft['id']}")
+    expect(page.locator("h1")).to_have_text("Post not found")
+    expect(page.locator("#draft-hint")).to_be_hidden()  # logged out: nothing to offer
+
+    log_in(page, author.email)
+    page.goto(f"/posts/{draft['id']}")
+    expect(page.locator("#draft-hint")).to_be_visible()
+    shot(page, "draft-404-hint")
+    page.locator("#draft-hint").get_by_role("link", name="open it in the editor").click()
+    expect(page.locator("#draft-form").get_by_label("Title")).to_have_value("Behind the 404")

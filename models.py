@@ -26,8 +26,10 @@ def _rendered(column: str) -> Callable[[DefaultExecutionContext], str | int]:
     return default
 
 
-def _now_if_published(context: DefaultExecutionContext) -> datetime | None:
-    parameters = context.get_current_parameters()  # type: ignore[no-untyped-call]
+# SQLAlchemy passes the context only to a default whose signature asks for it: mutmut's
+# trampoline (`*args, **kwargs`) would hide it, so the function is left unmutated.
+def _now_if_published(ctx: DefaultExecutionContext) -> datetime | None:  # pragma: no mutate block
+    parameters = ctx.get_current_parameters()  # type: ignore[no-untyped-call]
     return datetime.now(UTC) if parameters["published"] else None
 
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from io import BytesIO
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
@@ -89,20 +90,37 @@ def _in_sitemaps(name: str) -> str:
     return f"{{{SITEMAP_NAMESPACE}}}{name}"
 
 
+URLSET, URL, LOC, LASTMOD = map(_in_sitemaps, ("urlset", "url", "loc", "lastmod"))
+SITEMAPINDEX, SITEMAP = map(_in_sitemaps, ("sitemapindex", "sitemap"))
+
+
 def urlset(urls: Iterable[tuple[str, datetime]]) -> bytes:
-    """A sitemap of (path, last modified) pairs, at most MAX_SITEMAP_URLS of them."""
-    root = etree.Element(_in_sitemaps("urlset"), nsmap={None: SITEMAP_NAMESPACE})
-    for path, modified in urls:
-        url = etree.SubElement(root, _in_sitemaps("url"))
-        etree.SubElement(url, _in_sitemaps("loc")).text = site_url(path)
-        etree.SubElement(url, _in_sitemaps("lastmod")).text = lastmod(modified)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    """A sitemap of (path, last modified) pairs, at most MAX_SITEMAP_URLS of them.
+
+    Written element by element (lxml's incremental writer): no tree of 150,000 nodes in
+    memory, and about a third faster than building one (bench/feeds_at_scale.py).
+    """
+    origin = site_url("")
+    out = BytesIO()
+    with etree.xmlfile(out, encoding="UTF-8") as xml:
+        xml.write_declaration()
+        with xml.element(URLSET, nsmap={None: SITEMAP_NAMESPACE}):
+            for path, modified in urls:
+                with xml.element(URL):
+                    with xml.element(LOC):
+                        xml.write(origin + path)
+                    with xml.element(LASTMOD):
+                        xml.write(lastmod(modified))
+    return out.getvalue()
 
 
 def sitemap_index(paths: Iterable[str]) -> bytes:
     """A sitemap index pointing to the sitemaps at `paths`."""
-    root = etree.Element(_in_sitemaps("sitemapindex"), nsmap={None: SITEMAP_NAMESPACE})
-    for path in paths:
-        sitemap = etree.SubElement(root, _in_sitemaps("sitemap"))
-        etree.SubElement(sitemap, _in_sitemaps("loc")).text = site_url(path)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    out = BytesIO()
+    with etree.xmlfile(out, encoding="UTF-8") as xml:
+        xml.write_declaration()
+        with xml.element(SITEMAPINDEX, nsmap={None: SITEMAP_NAMESPACE}):
+            for path in paths:
+                with xml.element(SITEMAP), xml.element(LOC):
+                    xml.write(site_url(path))
+    return out.getvalue()

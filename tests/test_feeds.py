@@ -10,7 +10,7 @@ from lxml import etree
 
 import routers.feeds
 from config import settings, site_url
-from syndication import EPOCH, FEED_ENTRIES, SITEMAP_NAMESPACE, xml_text
+from syndication import EPOCH, FEED_ENTRIES, SITEMAP_NAMESPACE, sitemap_index, urlset, xml_text
 from tests.conftest import create_user_and_login
 from tests.test_pages import assert_html
 
@@ -320,3 +320,26 @@ async def test_every_page_links_the_site_feed_and_lists_link_their_own(client, a
 def test_absolute_urls_use_the_configured_origin_not_the_request(monkeypatch):
     monkeypatch.setattr(settings, "frontend_url", "https://blog.example.com/")
     assert site_url("/feed.xml") == "https://blog.example.com/feed.xml"
+
+
+# --- The documents, without HTTP -------------------------------------------------------------
+
+
+def test_xml_text_drops_only_what_xml_cannot_carry():
+    kept = "tab\there\nline\r\nemoji 🎉 é 中 \ud7ff \ue000 \ufffd"
+    assert xml_text(kept) == kept
+    assert xml_text("a\x00b\x01c\x08d\x0be\x1ff\ufffeg\uffffh") == "abcdefgh"
+
+
+def test_urlset_and_index_are_sitemap_protocol_documents():
+    updated = datetime.fromisoformat("2026-01-02T03:04:05.678+00:00")
+    root = etree.fromstring(urlset([("/posts/1", updated)]))
+    assert root.nsmap == {None: SITEMAP_NAMESPACE}
+    assert urls_of(root) == {f"{ORIGIN}/posts/1": updated.replace(microsecond=0)}
+    assert root.findtext("s:url/s:lastmod", "", NS) == "2026-01-02T03:04:05+00:00"
+    index = etree.fromstring(sitemap_index(["/sitemap-1.xml", "/sitemap-2.xml"]))
+    assert index.tag == f"{{{SITEMAP_NAMESPACE}}}sitemapindex"
+    assert [loc.text for loc in index.findall("s:sitemap/s:loc", NS)] == [
+        f"{ORIGIN}/sitemap-1.xml",
+        f"{ORIGIN}/sitemap-2.xml",
+    ]

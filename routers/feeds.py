@@ -98,21 +98,21 @@ USER_URLS = (
     .order_by(Post.user_id)
     .limit(bindparam("limit"))
 )
+# Counted on the partial index of published posts, up to a bound: a few milliseconds.
+PUBLISHED_UP_TO = select(func.count()).select_from(
+    select(Post.id).where(visible_to(None)).limit(bindparam("limit")).subquery()
+)
 LAST_IDS = select(func.max(Post.id), func.max(Post.user_id)).where(visible_to(None))
 
 
 async def sitemap_urls(
-    db: AsyncConnection, most: int, low: int = 1, high: int = 2**63 - 1
-) -> list[tuple[str, datetime]] | None:
+    db: AsyncConnection, low: int = 1, high: int = 2**63 - 1
+) -> list[tuple[str, datetime]]:
     """The pages of the published posts with ids from `low` to `high`, and of their authors
-    with such ids, with their last change; None when they are more than `most`."""
-    params = {"low": low, "high": high, "limit": most + 1}
+    with such ids, with their last change (at most MAX_SITEMAP_URLS + 1 of each)."""
+    params = {"low": low, "high": high, "limit": MAX_SITEMAP_URLS + 1}
     posts = (await db.execute(POST_URLS, params)).all()
-    if len(posts) > most:  # before the users: their aggregate would read every post
-        return None
     users = (await db.execute(USER_URLS, params)).all()
-    if len(posts) + len(users) > most:
-        return None
     return [(post_path(id_), updated) for id_, updated in posts] + [
         (user_page_path(id_), updated) for id_, updated in users
     ]
@@ -132,9 +132,11 @@ def sitemap_path(number: int) -> str:
 async def sitemap(db: ReadDep) -> Response:
     """Every published post page and every user page with a published post, or an index of
     numbered sitemaps when they are too many for one file."""
-    urls = await sitemap_urls(db, MAX_SITEMAP_URLS)
-    if urls is not None:
-        return xml_response(await run_in_threadpool(urlset, urls), SITEMAP)
+    published = await db.scalar(PUBLISHED_UP_TO, {"limit": MAX_SITEMAP_URLS + 1}) or 0
+    if published <= MAX_SITEMAP_URLS:
+        urls = await sitemap_urls(db)
+        if len(urls) <= MAX_SITEMAP_URLS:
+            return xml_response(await run_in_threadpool(urlset, urls), SITEMAP)
     count = await sitemap_count(db)
     paths = [sitemap_path(number) for number in range(1, count + 1)]
     return xml_response(await run_in_threadpool(sitemap_index, paths), SITEMAP)
@@ -146,8 +148,7 @@ async def numbered_sitemap(number: Annotated[int, Path(ge=1)], db: ReadDep) -> R
     if number > await sitemap_count(db):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.SITEMAP_NOT_FOUND)
     high = number * IDS_PER_SITEMAP
-    # A range holds at most IDS_PER_SITEMAP posts and as many users: never None.
-    urls = await sitemap_urls(db, 2 * IDS_PER_SITEMAP, high - IDS_PER_SITEMAP + 1, high) or []
+    urls = await sitemap_urls(db, high - IDS_PER_SITEMAP + 1, high)
     return xml_response(await run_in_threadpool(urlset, urls), SITEMAP)
 
 

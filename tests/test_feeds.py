@@ -219,13 +219,15 @@ async def test_an_empty_sitemap_is_valid_xml(client):
     assert urls_of(parse_sitemap(await client.get("/sitemap.xml"))) == {}
 
 
+# 2 posts and 2 user pages: the posts alone, or the posts with the users, are too many.
+@pytest.mark.parametrize("limit", [1, 3])
 async def test_more_urls_than_one_file_holds_make_the_sitemap_an_index(
-    client, alice, bob, monkeypatch
+    client, alice, bob, monkeypatch, limit
 ):
     """With the limit lowered, the index points to numbered sitemaps, each a range of ids."""
     low = await write(client, alice[1])
     high = await write(client, bob[1])
-    monkeypatch.setattr(routers.feeds, "MAX_SITEMAP_URLS", 3)  # 2 posts + 2 users: too many
+    monkeypatch.setattr(routers.feeds, "MAX_SITEMAP_URLS", limit)
     monkeypatch.setattr(routers.feeds, "IDS_PER_SITEMAP", high["id"] - 1)
     last = max(high["id"], alice[0]["id"], bob[0]["id"])
     count = -(-last // (high["id"] - 1))

@@ -212,3 +212,9 @@ def load_or_create_secret_key(path: Path) -> str:
 
 
 settings = Settings()
+
+
+def site_url(path: str) -> str:
+    """An absolute URL of the site's public origin (FRONTEND_URL), as feeds, the sitemap and
+    canonical links need: never built from the request's Host header, which a client sets."""
+    return settings.frontend_url.rstrip("/") + path

@@ -20,7 +20,7 @@ from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
 from logs import RequestIdMiddleware, configure_logging
 from ratelimit import limiter
-from routers import comments, health, pages, posts, tags, users
+from routers import comments, feeds, health, pages, posts, tags, users
 from security_headers import SecurityHeadersMiddleware
 
 configure_logging(settings.log_format)
@@ -74,6 +74,7 @@ app.include_router(comments.router)
 app.include_router(tags.router)
 app.include_router(health.router)
 app.include_router(pages.router)
+app.include_router(feeds.router)
 app.include_router(docs.router)
 if settings.metrics_enabled:
     app.include_router(metrics.router)

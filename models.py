@@ -116,6 +116,14 @@ class Post(Base):
         ),
         # A user's posts, newest first (drafts too, for their author); serves the foreign key.
         Index("ix_posts_user_id_date_posted_id", user_id, date_posted.desc(), id.desc()),
+        # The sitemap's user pages: the newest edit of each user's published posts, read from
+        # the index alone for a range of users (routers/feeds.py).
+        Index(
+            "ix_posts_user_id_updated_at",
+            user_id,
+            updated_at,
+            postgresql_where=text("published"),
+        ),
         # A tag's posts: `tags @> ARRAY[...]` on published posts.
         Index(
             "ix_posts_tags",

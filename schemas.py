@@ -51,6 +51,8 @@ class Detail:
     PASSWORD_CHECKS_BUSY = "Too many password checks in progress. Please try again in a moment."
     IMAGES_BUSY = "Too many pictures are being processed. Please try again in a moment."
     COMMENT_NOT_FOUND = "Comment not found"
+    TAG_NOT_FOUND = "Tag not found"
+    SITEMAP_NOT_FOUND = "Sitemap not found"
     UPDATE_COMMENT_FORBIDDEN = "Not authorized to update this comment"
     DELETE_COMMENT_FORBIDDEN = "Not authorized to delete this comment"
     SKIP_TOO_DEEP = (

@@ -15,11 +15,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from config import site_url
 from database import ReadDep, SessionDep
 from routers.comments import fetch_comments_page
 from routers.posts import PostReadDep, fetch_posts_page, page_offset
+from routers.tags import TagName
 from routers.users import PublicUserDep
-from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, ResourceId, Skip, normalize_tag
+from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, ResourceId, Skip
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -69,6 +71,7 @@ def excerpt(text: str, length: int = EXCERPT_CHARS) -> str:
 
 
 templates.env.globals["notices"] = NOTICES
+templates.env.globals["site_url"] = site_url
 templates.env.filters["date"] = format_date
 templates.env.filters["excerpt"] = excerpt
 
@@ -132,12 +135,8 @@ async def post_page(
 
 
 @router.get("/tags/{name}", response_class=HTMLResponse)
-async def tag_page(request: Request, name: str, skip: PageSkip, db: ReadDep) -> HTMLResponse:
+async def tag_page(request: Request, tag: TagName, skip: PageSkip, db: ReadDep) -> HTMLResponse:
     """The published posts with a tag, newest first."""
-    try:
-        tag = normalize_tag(name)
-    except ValueError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Tag not found") from None
     page = await fetch_posts_page(db, skip=skip, limit=None, tag=tag)
     return render(
         request,

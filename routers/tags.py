@@ -1,12 +1,14 @@
 """JSON API for tags."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import func, select
 
 import models
 from database import ReadDep
 from routers.posts import visible_to
-from schemas import TagCount, errors
+from schemas import Detail, TagCount, errors, normalize_tag
 
 router = APIRouter(prefix="/api/tags", tags=["tags"], responses=errors(503))
 
@@ -27,3 +29,14 @@ async def list_tags(db: ReadDep) -> list[TagCount]:
     """The tags of published posts with how many use each: most used first, then by name."""
     rows = (await db.execute(TAG_COUNTS)).all()
     return [TagCount(name=name, count=count) for name, count in rows]
+
+
+def tag_or_404(name: str) -> str:
+    """The `{name}` of a tag's page or feed, normalised; a name no tag can have is a 404."""
+    try:
+        return normalize_tag(name)
+    except ValueError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.TAG_NOT_FOUND) from None
+
+
+TagName = Annotated[str, Depends(tag_or_404)]

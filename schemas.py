@@ -424,13 +424,16 @@ def _last_dash_only(match: re.Match[str]) -> str:
     return gap[:last].replace("-", " ") + gap[last:]
 
 
+# The search page validates its `q` with these same rules (routers/pages.py).
+SearchWords = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SEARCH_LENGTH),
+    Text,
+    AfterValidator(one_negation_between_words),
+]
 SearchText = Annotated[
-    Annotated[str, Text, AfterValidator(one_negation_between_words)] | None,
-    Query(
-        min_length=1,
-        max_length=MAX_SEARCH_LENGTH,
-        description='Words to search for: "a phrase", -excluded, this or that',
-    ),
+    SearchWords | None,
+    Query(description='Words to search for: "a phrase", -excluded, this or that'),
 ]
 
 

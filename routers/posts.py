@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 import models
 from auth import CurrentUser, ViewerId
 from config import settings
-from content import render_post
+from content import MARK_END, MARK_START, render_post
 from database import ReadDep, SessionDep, mark_expensive_read
 from ratelimit import post_limit
 from schemas import (
@@ -409,14 +409,14 @@ async def fetch_search_page(
 # characters, which are first removed from the text, so every one in the result is a mark
 # (content.highlighted turns them into <mark> after escaping the rest). The title whole; of
 # the content, up to two fragments around the matches.
-HEADLINE_OPTIONS = "StartSel=\x02, StopSel=\x03"
+HEADLINE_OPTIONS = f"StartSel={MARK_START}, StopSel={MARK_END}"
 EXCERPT_OPTIONS = (
     HEADLINE_OPTIONS + ', MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "'
 )
 
 
 def _headline(column: InstrumentedAttribute[str], options: str) -> ColumnElement[str]:
-    without_marks = func.translate(column, "\x02\x03", "")
+    without_marks = func.translate(column, MARK_START + MARK_END, "")
     return func.ts_headline(
         literal_column("'english'::regconfig"), without_marks, SEARCH_QUERY, options
     )
@@ -433,7 +433,7 @@ async def fetch_headlines(
     db: AsyncConnection | AsyncSession, q: str, post_ids: list[int]
 ) -> dict[int, tuple[str, str]]:
     """Each post's title and an excerpt of its content, the words that match `q` between
-    \\x02 and \\x03 (content.highlighted)."""
+    MARK_START and MARK_END (content.highlighted)."""
     rows = await db.execute(HEADLINES, {"q": q, "ids": post_ids})
     return {id_: (title, excerpt) for id_, title, excerpt in rows.all()}
 

@@ -6,8 +6,9 @@ import random
 import pytest
 from sqlalchemy import text
 
+from content import MARK_END, MARK_START, highlighted
 from routers.posts import COUNTED_UP_TO, RANKED_MATCHES, SearchKind, search_statement
-from schemas import MAX_SEARCH_LENGTH
+from schemas import MAX_SEARCH_LENGTH, one_negation_between_words
 
 pytestmark = pytest.mark.anyio
 
@@ -275,3 +276,99 @@ async def test_many_random_punctuation_queries_are_all_answered(client, alice):
         q = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, MAX_SEARCH_LENGTH)))
         response = await client.get("/api/posts", params={"q": q})
         assert response.status_code == 200, (q, response.text)
+
+
+# --- the search page --------------------------------------------------------------------------
+
+
+async def test_the_search_page_marks_the_matching_words(client, alice):
+    _, headers = alice
+    content = "Some words first. Then the gardener was running in the garden. More words."
+    await write(client, headers, title="Running shoes", content=content)
+    await write(client, headers, title="Unrelated", content="nothing")
+    response = await client.get("/search", params={"q": "run"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<mark>Running</mark> shoes" in response.text
+    assert "was <mark>running</mark> in the garden" in response.text
+    assert "Unrelated" not in response.text
+    assert "1 post found" in response.text
+
+
+async def test_the_search_page_escapes_titles_and_content(client, alice):
+    _, headers = alice
+    await write(
+        client,
+        headers,
+        title="<script>alert(1)</script> evil \x02 title",
+        content='evil <img src=x onerror="alert(2)"> & \x03 text',
+    )
+    response = await client.get("/search", params={"q": "evil"})
+    assert response.status_code == 200
+    body = response.text.split('id="search-results"', 1)[1]
+    assert "<script>" not in body and "<img src=x" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; <mark>evil</mark>" in body
+    assert "\x02" not in body and "\x03" not in body
+    assert body.count("<mark>") == body.count("</mark>") == 2
+
+
+async def test_the_search_page_without_q_shows_only_the_box(client):
+    response = await client.get("/search")
+    assert response.status_code == 200
+    assert 'role="search"' in response.text
+    assert 'id="search-results"' not in response.text
+
+
+@pytest.mark.parametrize(
+    ("q", "message"),
+    [("x" * (MAX_SEARCH_LENGTH + 1), "at most 200 characters"), ("a\x00b", "NUL characters")],
+)
+async def test_the_search_page_explains_a_query_it_cannot_run(client, q, message):
+    response = await client.get("/search", params={"q": q})
+    assert response.status_code == 422
+    assert "This search cannot be run" in response.text and message in response.text
+    assert 'role="search"' in response.text
+
+
+async def test_the_search_page_pages_with_next_and_previous(client, alice):
+    _, headers = alice
+    for n in range(12):
+        await write(client, headers, title=f"Albatross {n}")
+    first = await client.get("/search", params={"q": "albatross"})
+    assert first.text.count('class="card post-card"') == 10
+    assert 'href="/search?q=albatross&amp;skip=10">Next' in first.text
+    assert "Previous" not in first.text
+    second = await client.get("/search", params={"q": "albatross", "skip": 10})
+    assert second.text.count('class="card post-card"') == 2
+    assert 'href="/search?q=albatross&amp;skip=0">Previous' in second.text
+    assert ">Next<" not in second.text
+
+
+@pytest.mark.parametrize("path", ["/", "/posts", "/login", "/search?q=x"])
+async def test_every_page_has_the_search_box_in_its_header(client, path):
+    response = await client.get(path)
+    header = response.text.split("</header>", 1)[0]
+    assert 'action="/search"' in header and 'name="q"' in header
+
+
+# --- pure helpers -----------------------------------------------------------------------------
+
+
+def test_highlighted_escapes_the_text_and_turns_only_the_marks_into_tags():
+    marked = f'{MARK_START}<b>{MARK_END} & "x" {MARK_START}y{MARK_END}'
+    assert highlighted(marked) == "<mark>&lt;b&gt;</mark> &amp; &#34;x&#34; <mark>y</mark>"
+
+
+@pytest.mark.parametrize(
+    ("q", "kept"),
+    [
+        ("-word", "-word"),
+        ("web-dev -x", "web-dev -x"),
+        ("--word", " -word"),
+        ("a - - -b", "a     -b"),
+        ('-"-"-x', ' " "-x'),
+        ("a" + "-" * 50, "a" + " " * 49 + "-"),
+    ],
+)
+def test_one_negation_is_kept_between_two_words(q, kept):
+    assert one_negation_between_words(q) == kept

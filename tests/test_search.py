@@ -151,9 +151,7 @@ async def test_stop_words_or_punctuation_only_give_an_empty_page(client, alice, 
     _, headers = alice
     await write(client, headers, title="The and of", content="the ! & | : * ( )")
     page = await search(client, q)
-    assert page == {"posts": [], "total": 0, "skip": 0, "limit": 10, "has_more": False} | {
-        "limit": page["limit"]
-    }
+    assert (page["posts"], page["total"], page["has_more"]) == ([], 0, False)
 
 
 @pytest.mark.parametrize(
@@ -182,7 +180,7 @@ async def test_hostile_queries_are_answered(client, alice, q):
     await write(client, headers, title="Some post", content="with some words")
     response = await client.get("/api/posts", params={"q": q})
     assert response.status_code == 200, response.text
-    assert response.json()["posts"] == [] or q in ("a:* & (b | c)",)
+    assert response.json()["posts"] == []
 
 
 @pytest.mark.parametrize("q", ["", "x" * (MAX_SEARCH_LENGTH + 1), "nul \x00 byte"])

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from markupsafe import Markup, escape
 
 EXCERPT_LENGTH = 200
 WORDS_PER_MINUTE = 200
@@ -112,3 +113,14 @@ def render_post(source: str) -> dict[str, str | int]:
         "excerpt": make_excerpt(text),
         "reading_time_minutes": reading_time(text),
     }
+
+
+# Search results mark the matching words between these two control characters (PostgreSQL's
+# ts_headline, routers/posts.py, after removing any from the text): neither is HTML, so the
+# text can be escaped whole and only then the marks made tags.
+MARK_START, MARK_END = "\x02", "\x03"
+
+
+def highlighted(text: str) -> Markup:
+    """`text` as safe HTML, its marked words in <mark>."""
+    return Markup(str(escape(text)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>"))

@@ -3,8 +3,22 @@
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    event,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -67,6 +81,9 @@ class User(Base):
     def _set_skeleton(self, _key: str, username: str) -> str:
         self.username_skeleton = usernames.username_skeleton(username)
         return username
+
+
+SEARCH_VECTOR = "post_search_vector(title, tags, content)"
 
 
 class Post(Base):
@@ -132,6 +149,51 @@ class Post(Base):
             postgresql_where=text("published"),
         ),
     )
+
+
+# What full-text search matches (routers/posts.py): title, tags and content, weighted A, B
+# and C. Computed by PostgreSQL on every write, so no code path can forget it. A column of the
+# table but not of the mapped class: mapped, every INSERT and UPDATE would return it.
+POST_SEARCH_VECTOR = Column(
+    "search_vector", TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), nullable=False
+)
+POSTS_TABLE = Base.metadata.tables["posts"]
+POSTS_TABLE.append_column(POST_SEARCH_VECTOR)
+# Search: `search_vector @@ websearch_to_tsquery(...)` on published posts.
+Index(
+    "ix_posts_search_vector",
+    POST_SEARCH_VECTOR,
+    postgresql_using="gin",
+    postgresql_where=text("published"),
+)
+
+
+# A generated column needs an IMMUTABLE expression, and array_to_string is only STABLE: it
+# calls each element's output function, which for some types (dates, floats) depends on
+# settings. For varchar[] the output is the text itself, whatever the settings, so this
+# wrapper is immutable in fact and is declared so. Its body is parsed when it is created (a
+# SQL-standard body): 'english' is bound then, not looked up by search_path on each write.
+# The Alembic revision 0c4e7d2a9f13 creates the same function (a frozen copy); create_all
+# (the tests) creates it through this DDL, before the table that uses it.
+SEARCH_VECTOR_FUNCTION = """\
+CREATE FUNCTION post_search_vector(title varchar, tags varchar[], content text)
+RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN setweight(to_tsvector('english', title), 'A')
+    || setweight(to_tsvector('english', array_to_string(tags, ' ')), 'B')
+    || setweight(to_tsvector('english', content), 'C')"""
+DROP_SEARCH_VECTOR_FUNCTION = "DROP FUNCTION IF EXISTS post_search_vector(varchar, varchar[], text)"
+
+
+def _create_search_function(_table: Table, connection: Connection, **_: object) -> None:
+    connection.execute(text(SEARCH_VECTOR_FUNCTION))
+
+
+def _drop_search_function(_table: Table, connection: Connection, **_: object) -> None:
+    connection.execute(text(DROP_SEARCH_VECTOR_FUNCTION))
+
+
+event.listen(POSTS_TABLE, "before_create", _create_search_function)
+event.listen(POSTS_TABLE, "after_drop", _drop_search_function)
 
 
 class Comment(Base):

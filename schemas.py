@@ -406,6 +406,37 @@ Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS
 COMMENTS_PER_PAGE = 50
 CommentLimit = Annotated[int, Query(ge=1, le=100)]
 TagFilter = Annotated[Tag | None, Query(max_length=100, description="Only posts with this tag")]
+MAX_SEARCH_LENGTH = 200
+# Characters between two words; `_` separates words for PostgreSQL's parser too.
+BETWEEN_WORDS = re.compile(r"[\W_]+")
+
+
+def one_negation_between_words(value: str) -> str:
+    """At most one `-` between two words (the last): websearch_to_tsquery nests each `-` as a
+    NOT, and past 32 NOTs with no word between them PostgreSQL fails ("tsquery stack too
+    small"). A single `-` before a word, and hyphens inside words, are kept."""
+    return BETWEEN_WORDS.sub(_last_dash_only, value)
+
+
+def _last_dash_only(match: re.Match[str]) -> str:
+    gap = match.group()
+    if gap.count("-") < 2:
+        return gap
+    last = gap.rindex("-")
+    return gap[:last].replace("-", " ") + gap[last:]
+
+
+# The search page validates its `q` with these same rules (routers/pages.py).
+SearchWords = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SEARCH_LENGTH),
+    Text,
+    AfterValidator(one_negation_between_words),
+]
+SearchText = Annotated[
+    SearchWords | None,
+    Query(description='Words to search for: "a phrase", -excluded, this or that'),
+]
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -345,6 +345,9 @@ request = function() return wrk.format("PATCH", "/api/users/me/password", header
     return paths
 
 
+RARE_WORD = "quetzal"  # in the title of every 25,000th post: 4 at 100,000 posts
+COMMON_WORD = "zephyr"  # in the content of every tenth post: 10,000 at 100,000 posts
+
 SCENARIOS = {
     "list": "GET /api/posts?limit=10, first page",
     "deep_page": "GET /api/posts?skip=<posts-20>&limit=10",
@@ -365,6 +368,9 @@ SCENARIOS = {
     "create_alone": "POST /api/posts, 8 connections (deep-page load: alone)",
     "create_during_deep": "the same, while 40 more ask for the deepest page",
     "deepest_page": "GET /api/posts?skip=10000&limit=100, the 40 connections above",
+    "search_rare": f"GET /api/posts?q={RARE_WORD}&limit=10, a word in a few posts' titles",
+    "search_common": f"GET /api/posts?q={COMMON_WORD}&limit=10, a word in every tenth post",
+    "search_page": f"GET /search?q={COMMON_WORD}, the HTML page, words highlighted",
 }
 # Scenario groups for --only.
 GROUPS = {
@@ -379,6 +385,7 @@ GROUPS = {
         "create_during_deep",
         "deepest_page",
     ],
+    "search": ["list", "search_rare", "search_common", "search_page"],
 }
 FLOOD_CONNECTIONS = 40
 
@@ -441,6 +448,40 @@ def bench_app(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) 
             remove_new_posts(dsn, state.last_post_id)
     if "deep" in groups:
         results |= bench_deep_page_load(base, args, state, scripts, dsn)
+    if "search" in groups:
+        results |= bench_search(base, args, dsn, first_page)
+    return results
+
+
+# --- Search ----------------------------------------------------------------------------------
+
+
+def add_search_words(dsn: str) -> None:
+    """Put the searched words into some of the seeded posts (their tsvector follows)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            """UPDATE posts SET
+                 title = CASE WHEN id %% 25000 = 0 THEN title || ' ' || %s ELSE title END,
+                 content = CASE WHEN id %% 10 = 0 THEN content || ' ' || %s ELSE content END
+               WHERE id %% 10 = 0""",
+            (RARE_WORD, COMMON_WORD),
+        )
+        # As autovacuum would soon: the GIN index's pending list merged, fresh statistics.
+        conn.execute("VACUUM ANALYZE posts")
+
+
+def bench_search(base: str, args, dsn: str, first_page: str) -> dict:
+    """A rare word and a common one against the first page of the list (measured here too
+    unless the reads group did it)."""
+    add_search_words(dsn)
+    secs, conns = args.seconds, args.connections
+    results = {}
+    if "reads" not in (args.only or list(GROUPS)):
+        results["list"] = run_wrk(first_page, secs, conns)
+    run_wrk(f"{base}/api/posts?q={COMMON_WORD}&limit=10", 1, conns)  # warm up
+    results["search_rare"] = run_wrk(f"{base}/api/posts?q={RARE_WORD}&limit=10", secs, conns)
+    results["search_common"] = run_wrk(f"{base}/api/posts?q={COMMON_WORD}&limit=10", secs, conns)
+    results["search_page"] = run_wrk(f"{base}/search?q={COMMON_WORD}", secs, conns)
     return results
 
 
@@ -624,6 +665,8 @@ def report(runs: dict[str, dict], memory: dict[str, tuple[float, float]]) -> str
         ),
         ("list / floor list", app.get("list"), floor.get("list"), 0.5),
         ("deep_page / floor deep_page", app.get("deep_page"), floor.get("deep_page"), 0.5),
+        ("search_rare / list", app.get("search_rare"), app.get("list"), 0.5),
+        ("search_common / list", app.get("search_common"), app.get("list"), 0.1),
     ]
     checks = [
         (label, measured.rps / baseline.rps, target)

@@ -14,14 +14,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import TypeAdapter, ValidationError
 
 from config import site_url
+from content import highlighted
 from database import ReadDep, SessionDep
 from routers.comments import fetch_comments_page
-from routers.posts import PostReadDep, fetch_posts_page, page_offset
+from routers.posts import (
+    PostReadDep,
+    fetch_headlines,
+    fetch_posts_page,
+    fetch_search_page,
+    page_offset,
+)
 from routers.tags import TagName
 from routers.users import PublicUserDep
-from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, ResourceId, Skip
+from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, ResourceId, SearchWords, Skip
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -148,6 +156,32 @@ async def tag_page(request: Request, tag: TagName, skip: PageSkip, db: ReadDep) 
             "list_url": f"/tags/{tag}",
         },
     )
+
+
+SEARCH_WORDS: TypeAdapter[str] = TypeAdapter(SearchWords)
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def search_page(request: Request, skip: PageSkip, db: ReadDep, q: str = "") -> HTMLResponse:
+    """Published posts that match `q`, most relevant first, the matching words marked; no
+    `q`: the search box alone."""
+    context: dict[str, Any] = {"q": q}
+    if not q:
+        return render(request, "search.html", context)
+    try:
+        words = SEARCH_WORDS.validate_python(q)
+    except ValidationError as error:
+        problem = error.errors()[0]["msg"].removeprefix("Value error, ")
+        context["problem"] = f"This search cannot be run: {problem}."
+        return render(request, "search.html", context, status_code=422)
+    page = await fetch_search_page(db, q=words, skip=skip, limit=None)
+    headlines = await fetch_headlines(db, words, [post.id for post in page.posts])
+    context["page"] = page
+    context["highlights"] = {
+        post_id: (highlighted(title), highlighted(excerpt))
+        for post_id, (title, excerpt) in headlines.items()
+    }
+    return render(request, "search.html", context)
 
 
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)

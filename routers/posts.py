@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Integer,
     Row,
     Select,
     String,
@@ -24,6 +25,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import TextClause
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 import models
 from auth import CurrentUser, ViewerId
 from config import settings
-from content import render_post
+from content import MARK_END, MARK_START, render_post
 from database import ReadDep, SessionDep, mark_expensive_read
 from ratelimit import post_limit
 from schemas import (
@@ -46,6 +48,7 @@ from schemas import (
     PostUpdate,
     PreviewResponse,
     ResourceId,
+    SearchText,
     Skip,
     TagFilter,
     errors,
@@ -168,7 +171,7 @@ PG_PARAMS_BY_NAME: Dialect = postgresql.dialect()  # type: ignore[no-untyped-cal
 
 
 @cache
-def estimate_statement(kind: ListKind) -> TextClause:
+def estimate_statement(kind: "ListKind | SearchKind") -> TextClause:
     """The planner's row estimate of a list (table statistics, scaled to the table's current
     size by PostgreSQL): a lookup in the statistics, no row read."""
     query: Select[Any] = select(literal_column("1")).select_from(models.Post)
@@ -268,7 +271,7 @@ async def fetch_posts_page(
 
 
 async def estimate_total(
-    db: AsyncConnection | AsyncSession, kind: ListKind, params: dict[str, Any]
+    db: AsyncConnection | AsyncSession, kind: "ListKind | SearchKind", params: dict[str, Any]
 ) -> int:
     """The total of a list that has more than COUNTED_UP_TO posts: the planner's estimate.
 
@@ -279,6 +282,160 @@ async def estimate_total(
     plan = await db.scalar(estimate_statement(kind), params)
     rows: float = plan[0]["Plan"]["Plan Rows"]
     return max(COUNTED_UP_TO, round(rows))
+
+
+# Search: a filter of the post list (`q`), on the generated `search_vector` (models.py) and its
+# GIN index. User input goes through websearch_to_tsquery, which never fails on syntax: a
+# phrase in quotes, -excluded, `or`; stop words and punctuation alone give an empty query,
+# which matches nothing.
+SEARCH_QUERY = func.websearch_to_tsquery(
+    literal_column("'english'::regconfig"), bindparam("q", type_=String)
+)
+MATCHES = models.POST_SEARCH_VECTOR.bool_op("@@")(SEARCH_QUERY)
+# ts_rank's weights of D, C, B and A: content 0.2, tags 0.4, the title 1.
+RANK_WEIGHTS: ColumnElement[Any] = literal_column("'{0.1, 0.2, 0.4, 1.0}'::float4[]")
+# Relevance is computed over the newest RANKED_MATCHES matches only. Ranking reads each
+# match's tsvector: for a word found in a tenth of 100,000 posts that is 10,000 vectors per
+# request, and the first page would cost as much as ranking them all. The newest matches are
+# ranked (most relevant first, then newest); the older matches follow, newest first, so every
+# match can still be paged to, and `total` counts them all (exactly up to COUNTED_UP_TO, then
+# the planner's estimate, as the other lists).
+RANKED_MATCHES = 1000
+
+
+@dataclass(frozen=True)
+class SearchKind:
+    """Which posts a search looks in: all published posts, or a tag's."""
+
+    by_tag: bool = False
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        return [*ListKind(by_tag=self.by_tag).conditions(), MATCHES]
+
+
+@cache
+def search_statement(kind: SearchKind) -> tuple[Select[Any], Select[Any], Select[int]]:
+    """A page of the ranked matches; a page of the older matches (positions past
+    RANKED_MATCHES), newest first; and the count alone, for a page past the end. The pages
+    carry the total, as page_statement's.
+
+    The newest matches are found through the GIN index and sorted by date (a top-N sort),
+    then ranked; only the page's posts are read whole and joined to their authors.
+    """
+    Post, User = models.Post, models.User
+    conditions = kind.conditions()
+    counted = select(Post.id).where(*conditions).limit(COUNTED_UP_TO).subquery()
+    count = select(func.count()).select_from(counted)
+    total = count.scalar_subquery().label("total")
+
+    newest = (
+        select(Post.id, Post.date_posted, models.POST_SEARCH_VECTOR)
+        .where(*conditions)
+        .order_by(*NEWEST_FIRST)
+        .limit(RANKED_MATCHES)
+        .subquery("newest")
+    )
+    rank = func.ts_rank(RANK_WEIGHTS, newest.c.search_vector, SEARCH_QUERY)
+    ranked_ids = (
+        select(newest.c.id, rank.label("rank"))
+        .order_by(rank.desc(), newest.c.date_posted.desc(), newest.c.id.desc())
+        .offset(bindparam("skip"))
+        .limit(bindparam("limit"))
+        .subquery("ranked")
+    )
+    ranked = (
+        select(*POST_COLUMNS, total)
+        .join(ranked_ids, Post.id == ranked_ids.c.id)
+        .join(User, User.id == Post.user_id)
+        .order_by(ranked_ids.c.rank.desc(), *NEWEST_FIRST)
+    )
+
+    # Past the ranked ones, position n is the n-th newest match.
+    older_ids = (
+        select(Post.id)
+        .where(*conditions)
+        .order_by(*NEWEST_FIRST)
+        .offset(bindparam("skip"))
+        .limit(bindparam("limit"))
+        .subquery("older")
+    )
+    older = (
+        select(*POST_COLUMNS, total)
+        .join(older_ids, Post.id == older_ids.c.id)
+        .join(User, User.id == Post.user_id)
+        .order_by(*NEWEST_FIRST)
+    )
+    return ranked, older, count
+
+
+async def fetch_search_page(
+    db: AsyncConnection | AsyncSession,
+    *,
+    q: str,
+    skip: int,
+    limit: int | None,
+    tag: str | None = None,
+) -> PaginatedPosts:
+    """One page of the published posts that match `q`, most relevant first (see
+    RANKED_MATCHES): one query, two on the page that crosses from ranked to older matches."""
+    limit = limit or settings.posts_per_page
+    kind = SearchKind(by_tag=tag is not None)
+    ranked, older, count = search_statement(kind)
+    params = {"q": q, "tag": tag, "skip": skip, "limit": limit}
+    end = skip + limit
+    if skip < RANKED_MATCHES:
+        rows = list((await db.execute(ranked, params)).all())
+    else:
+        rows = list((await db.execute(older, params)).all())
+    total: int = rows[0].total if rows else (await db.scalar(count, params) or 0)
+    if skip < RANKED_MATCHES < end and total > RANKED_MATCHES:
+        rest = {**params, "skip": RANKED_MATCHES, "limit": end - RANKED_MATCHES}
+        rows += (await db.execute(older, rest)).all()
+    if total >= COUNTED_UP_TO:
+        total = await estimate_total(db, kind, params)
+    posts = [post_fields(row) for row in rows]
+    return PaginatedPosts.model_validate(
+        {
+            "posts": posts,
+            "total": total,
+            "skip": skip,
+            "limit": limit,
+            "has_more": skip + len(posts) < total,
+        }
+    )
+
+
+# The search page's highlights: ts_headline marks the matching words between two control
+# characters, which are first removed from the text, so every one in the result is a mark
+# (content.highlighted turns them into <mark> after escaping the rest). The title whole; of
+# the content, up to two fragments around the matches.
+HEADLINE_OPTIONS = f"StartSel={MARK_START}, StopSel={MARK_END}"
+EXCERPT_OPTIONS = (
+    HEADLINE_OPTIONS + ', MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "'
+)
+
+
+def _headline(column: InstrumentedAttribute[str], options: str) -> ColumnElement[str]:
+    without_marks = func.translate(column, MARK_START + MARK_END, "")
+    return func.ts_headline(
+        literal_column("'english'::regconfig"), without_marks, SEARCH_QUERY, options
+    )
+
+
+HEADLINES = select(
+    models.Post.id,
+    _headline(models.Post.title, HEADLINE_OPTIONS + ", HighlightAll=true"),
+    _headline(models.Post.content, EXCERPT_OPTIONS),
+).where(models.Post.id == func.any(bindparam("ids", type_=postgresql.ARRAY(Integer))))
+
+
+async def fetch_headlines(
+    db: AsyncConnection | AsyncSession, q: str, post_ids: list[int]
+) -> dict[int, tuple[str, str]]:
+    """Each post's title and an excerpt of its content, the words that match `q` between
+    MARK_START and MARK_END (content.highlighted)."""
+    rows = await db.execute(HEADLINES, {"q": q, "ids": post_ids})
+    return {id_: (title, excerpt) for id_, title, excerpt in rows.all()}
 
 
 # A page deeper than this walks over a thousand index entries (for its offset) on top of its
@@ -368,9 +525,12 @@ async def rendered(content: str) -> dict[str, Any]:
 
 @router.get("", response_model=PaginatedPosts)
 async def list_posts(
-    skip: SkipDep, db: ReadDep, limit: Limit = None, tag: TagFilter = None
+    skip: SkipDep, db: ReadDep, limit: Limit = None, tag: TagFilter = None, q: SearchText = None
 ) -> PaginatedPosts:
-    """List published posts, newest first; `tag` keeps those with that tag."""
+    """List published posts, newest first; `tag` keeps those with that tag; `q` searches
+    them (title, tags and content), most relevant first."""
+    if q is not None:
+        return await fetch_search_page(db, q=q, skip=skip, limit=limit, tag=tag)
     return await fetch_posts_page(db, skip=skip, limit=limit, tag=tag)
 
 

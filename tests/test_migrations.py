@@ -183,3 +183,64 @@ def test_username_skeleton_migration_backfills_and_renames_later_look_alikes(fre
         ("bob", "bob"),
     ]
     assert "UNIQUE" in index_definitions(fresh_database_url)["uq_users_username_skeleton"]
+
+
+def test_search_migration_computes_the_vector_of_existing_posts_and_goes_back(fresh_database_url):
+    config = alembic_config(fresh_database_url)
+    command.upgrade(config, "113ab9ab39ca")
+    engine = create_engine(fresh_database_url)
+    with engine.begin() as conn:
+        user_id = conn.scalar(
+            text(
+                "INSERT INTO users (username, username_skeleton, email, password_hash)"
+                " VALUES ('s', 's', 's@example.com', 'x') RETURNING id"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO posts (title, content, content_html, excerpt, reading_time_minutes,"
+                " user_id, tags) VALUES ('Running', 'cats', '', '', 1, :user, '{testing}')"
+            ),
+            {"user": user_id},
+        )
+    command.upgrade(config, "0c4e7d2a9f13")
+    with engine.connect() as conn:
+        vector = conn.scalar(text("SELECT search_vector::text FROM posts"))
+    assert vector == "'cat':3C 'run':1A 'test':2B"
+    command.downgrade(config, "113ab9ab39ca")
+    with engine.connect() as conn:
+        assert "search_vector" not in conn.scalar(text("SELECT to_jsonb(posts) FROM posts"))
+        assert conn.scalar(text("SELECT to_regproc('post_search_vector')")) is None
+    engine.dispose()
+
+
+def search_vector_definition(url) -> tuple[str, str]:
+    """The function behind posts.search_vector and the column's generation expression."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            function = conn.scalar(text("SELECT pg_get_functiondef('post_search_vector'::regproc)"))
+            expression = conn.scalar(
+                text(
+                    "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d"
+                    " JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum"
+                    " WHERE d.adrelid = 'posts'::regclass AND a.attname = 'search_vector'"
+                )
+            )
+            return function, expression
+    finally:
+        engine.dispose()
+
+
+def test_migrations_and_models_compute_the_search_vector_alike(fresh_database_url):
+    command.upgrade(alembic_config(fresh_database_url), "head")
+    migrated = search_vector_definition(fresh_database_url)
+    engine = create_engine(fresh_database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        Base.metadata.create_all(conn)
+    engine.dispose()
+    assert search_vector_definition(fresh_database_url) == migrated
+    function, expression = migrated
+    assert "IMMUTABLE" in function and "'english'::regconfig" in function
+    assert expression == "post_search_vector(title, tags, content)"

@@ -1,0 +1,77 @@
+"""HEAD on every GET route, and OPTIONS that lists a route's methods (pure ASGI).
+
+FastAPI's routes answer only the methods they declare, so HEAD got a 405, which monitors, feed
+readers and crawlers trip on. Declaring HEAD on each route would put it in the OpenAPI schema
+as a second operation; instead, a HEAD request runs as the GET it mirrors and its body is
+dropped: same status, same headers (ETag, Content-Length), every route included (pages, API,
+docs, static files) and any added later. The metrics still count it as HEAD.
+
+An OPTIONS request that is not a CORS preflight (those are answered by the CORS middleware,
+outside this one, as configured) gets a 204 with `Allow`: the methods of the routes on that
+path, HEAD with GET, and OPTIONS. A path no route has goes on to the router (a 404).
+"""
+
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# How methods are listed in `Allow`.
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# What a mounted app (static files, pictures) answers.
+MOUNT_METHODS = frozenset({"GET", "HEAD"})
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> tuple[list[str], BaseRoute | None]:
+    """The methods some route answers on the scope's path, in METHOD_ORDER (empty: none), and
+    the first of those routes."""
+    methods: set[str] = set()
+    first = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        first = first or route
+        if isinstance(route, Mount):
+            methods |= MOUNT_METHODS
+        else:
+            methods |= getattr(route, "methods", None) or set()
+    if not methods:
+        return [], None
+    if "GET" in methods:
+        methods.add("HEAD")
+    methods.add("OPTIONS")
+    order = sorted(methods, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99)
+    return order, first
+
+
+class HeadAndOptionsMiddleware:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            allowed, route = allowed_methods(scope["app"].router.routes, scope)
+            if route is None:
+                await self.app(scope, receive, send)
+                return
+            scope["route"] = route  # for the metrics, as the router would
+            headers = [(b"allow", ", ".join(allowed).encode()), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b""})
+
+        # The scope itself, changed and restored: the router records the route in it, which
+        # the metrics read (with the method) once the response is out.
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, send_without_body)
+        finally:
+            scope["method"] = "HEAD"

@@ -11,7 +11,12 @@ outside this one, as configured) gets a 204 with `Allow`: the methods of the rou
 path, HEAD with GET, and OPTIONS. A path no route has goes on to the router (a 404).
 """
 
-from starlette.routing import BaseRoute, Match, Mount
+import re
+from collections.abc import Sequence
+from functools import cache
+
+from fastapi.routing import RouteContext, iter_route_contexts
+from starlette.routing import BaseRoute, Mount, compile_path, get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # How methods are listed in `Allow`.
@@ -20,21 +25,31 @@ METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MOUNT_METHODS = frozenset({"GET", "HEAD"})
 
 
-def allowed_methods(routes: list[BaseRoute], scope: Scope) -> tuple[list[str], BaseRoute | None]:
-    """The methods some route answers on the scope's path, in METHOD_ORDER (empty: none), and
-    the first of those routes."""
+@cache
+def path_regex(path: str) -> re.Pattern[str]:
+    return compile_path(path)[0]
+
+
+def answers(context: RouteContext, path: str) -> bool:
+    if isinstance(context.original_route, Mount):
+        return path == context.path or path.startswith(context.path.rstrip("/") + "/")
+    return path_regex(context.path).match(path) is not None
+
+
+def allowed_methods(
+    routes: Sequence[BaseRoute], path: str
+) -> tuple[list[str], RouteContext | None]:
+    """The methods some route answers on `path`, in METHOD_ORDER (empty: none), and the first
+    of those routes. (Included routers stay a tree: FastAPI's `iter_route_contexts` walks it.)"""
     methods: set[str] = set()
     first = None
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is Match.NONE:
+    for context in iter_route_contexts(routes):
+        if not answers(context, path):
             continue
-        first = first or route
-        if isinstance(route, Mount):
-            methods |= MOUNT_METHODS
-        else:
-            methods |= getattr(route, "methods", None) or set()
-    if not methods:
+        first = first or context
+        mount = isinstance(context.original_route, Mount)
+        methods |= MOUNT_METHODS if mount else (context.methods or set())
+    if first is None:
         return [], None
     if "GET" in methods:
         methods.add("HEAD")
@@ -52,7 +67,7 @@ class HeadAndOptionsMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":
-            allowed, route = allowed_methods(scope["app"].router.routes, scope)
+            allowed, route = allowed_methods(scope["app"].routes, get_route_path(scope))
             if route is None:
                 await self.app(scope, receive, send)
                 return

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from fastapi.routing import RouteContext, iter_route_contexts
-from starlette.routing import BaseRoute, Mount, compile_path, get_route_path
+from starlette.routing import BaseRoute, Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # How methods are listed in `Allow`.
@@ -31,9 +31,10 @@ def path_regex(path: str) -> re.Pattern[str]:
 
 
 def answers(context: RouteContext, path: str) -> bool:
+    route_path = context.path or ""
     if isinstance(context.original_route, Mount):
-        return path == context.path or path.startswith(context.path.rstrip("/") + "/")
-    return path_regex(context.path).match(path) is not None
+        return path == route_path or path.startswith(route_path.rstrip("/") + "/")
+    return path_regex(route_path).match(path) is not None
 
 
 def allowed_methods(
@@ -58,6 +59,12 @@ def allowed_methods(
     return order, first
 
 
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the `root_path` the app is mounted under."""
+    path: str = scope["path"]
+    return path.removeprefix(scope.get("root_path", ""))
+
+
 class HeadAndOptionsMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -67,7 +74,7 @@ class HeadAndOptionsMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":
-            allowed, route = allowed_methods(scope["app"].routes, get_route_path(scope))
+            allowed, route = allowed_methods(scope["app"].routes, route_path(scope))
             if route is None:
                 await self.app(scope, receive, send)
                 return

@@ -37,6 +37,10 @@ PUBLIC_GETS = [
 
 @pytest.fixture
 async def blog(client, alice, bob) -> dict:
+    return await write_blog(client, alice, bob)
+
+
+async def write_blog(client, alice: tuple[dict, dict], bob: tuple[dict, dict]) -> dict:
     """Alice's post tagged python with a comment by Bob, and a draft of hers."""
     user, headers = alice
     post = (

@@ -28,14 +28,16 @@ Why this and not:
 - a sequence: not transactional (a rolled-back write bumps it, a committed one may be seen
   before its rows are), and invisible to a replica until the WAL carries it.
 
-Limits of the remembered tags, all on the side of a miss: the snapshot must be read by a
-connection without writes of its own (pg_current_xact_id_if_assigned() is null), else the
-snapshot does not show them and nothing is remembered; a change of the snapshot forgets
-everything remembered. The tag was remembered from a body read by a statement that ran just
-after the snapshot: on one server nothing commits between equal snapshots, so the body is the
-one the snapshot shows. With reads spread over replicas behind one address, a lagging one
-could match a snapshot a faster one had already moved past: the client then keeps a copy newer
-than that replica would send, never an older one.
+Limits, all on the side of a miss or of a copy newer than needed, never an older one:
+- the snapshot must be read by a connection without writes of its own
+  (pg_current_xact_id_if_assigned() is null): a snapshot does not show its own transaction's
+  writes, so such a snapshot is not used (only a test's transaction is ever in that case);
+- a change of the snapshot forgets everything remembered;
+- a tag is remembered for the snapshot read just before the body: if something committed in
+  between, every later snapshot of that server differs; only a request that had read the old
+  one before that commit can still meet the tag, and its client holds the newer body;
+- with reads spread over replicas behind one address, a lagging one may meet a snapshot a
+  faster one already moved past: the client keeps a copy newer than that replica would send.
 """
 
 import hashlib

@@ -79,7 +79,7 @@ class HeadAndOptionsMiddleware:
                 await self.app(scope, receive, send)
                 return
             scope["route"] = route  # for the metrics, as the router would
-            headers = [(b"allow", ", ".join(allowed).encode()), (b"content-length", b"0")]
+            headers = [(b"allow", ", ".join(allowed).encode())]
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -90,10 +90,11 @@ class HeadAndOptionsMiddleware:
             elif not message.get("more_body", False):
                 await send({"type": "http.response.body", "body": b""})
 
-        # The scope itself, changed and restored: the router records the route in it, which
-        # the metrics read (with the method) once the response is out.
-        scope["method"] = "GET"
+        # A copy: the server reads the method from its own scope while the response goes out
+        # (uvicorn sends no body for HEAD, and logs it). What the router records in the copy
+        # (the route, for the metrics) is copied back.
+        as_get = {**scope, "method": "GET"}
         try:
-            await self.app(scope, receive, send_without_body)
+            await self.app(as_get, receive, send_without_body)
         finally:
-            scope["method"] = "HEAD"
+            scope.update({key: value for key, value in as_get.items() if key != "method"})

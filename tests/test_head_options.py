@@ -2,6 +2,7 @@
 
 import re
 
+import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
 from httpx import ASGITransport, AsyncClient
@@ -9,6 +10,7 @@ from starlette.routing import Mount
 
 from config import settings
 from main import app
+from tests.servers import uvicorn_app
 from tests.test_caching import write_blog
 from tests.test_metrics import scrape, value
 from tests.test_security import fresh_app_module
@@ -132,6 +134,13 @@ async def test_options_lists_the_methods_of_the_route(client, path, allowed):
     assert "x-content-type-options" in response.headers  # the security headers too
 
 
+async def test_options_is_counted_on_its_route(client):
+    labels = {"method": "OPTIONS", "route": "/api/posts/{post_id}", "status": "204"}
+    before = value(await scrape(client), "http_requests_total", **labels)
+    assert (await client.options("/api/posts/7")).status_code == 204
+    assert value(await scrape(client), "http_requests_total", **labels) - before == 1
+
+
 async def test_options_on_an_unknown_path_is_a_404(client):
     response = await client.options("/api/nothing-here")
     assert response.status_code == 404
@@ -172,3 +181,21 @@ async def test_with_cors_the_preflight_is_the_cors_middleware_s_and_options_list
         assert plain.status_code == 204
         assert plain.headers["allow"] == "GET, HEAD, POST, OPTIONS"
         assert plain.headers["access-control-allow-origin"] == "https://blog.example"
+
+
+async def test_head_under_a_real_server(engine, tmp_path):
+    """uvicorn reads the method from its own scope while the response goes out: HEAD must
+    stay HEAD there (no body expected, logged as HEAD), though the app runs it as GET."""
+    async with (
+        uvicorn_app({}, tmp_path) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        for path in ("/api/posts", "/", "/static/css/main.css"):
+            get, head = await client.get(path), await client.head(path)
+            assert head.status_code == get.status_code == 200, path
+            assert head.headers["content-length"] == str(len(get.content)), path
+            assert head.content == b""
+        await server.wait_for_log('"HEAD /static/css/main.css HTTP/1.1" 200')
+    log = server.log.read_text()
+    assert '"HEAD /api/posts HTTP/1.1" 200' in log
+    assert "Exception in ASGI application" not in log

@@ -7,13 +7,13 @@ test that overrides `get_db` alone sees every route, reads included, through its
 """
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import anyio
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
@@ -203,7 +203,21 @@ def deep_read_turn() -> AbstractAsyncContextManager[None]:
     return take_turn(_deep_read_turns, "turn for an expensive read")
 
 
-async def get_read_db(session: SessionDep) -> AsyncGenerator[AsyncConnection]:
+# The scope key of the check `before_read` registers.
+BEFORE_READ = "blog.before_read"
+ReadCheck = Callable[[AsyncConnection], Awaitable[None]]
+
+
+def before_read(request: Request, check: ReadCheck) -> None:
+    """Run `check` on this request's read connection before the route's first query on it
+    (caching.py reads the snapshot there, and may answer 304 at once).
+
+    Call it from a dependency that the route declares before the read connection.
+    """
+    request.scope[BEFORE_READ] = check
+
+
+async def get_read_db(session: SessionDep, request: Request) -> AsyncGenerator[AsyncConnection]:
     """A Core connection for the public reads (the hottest paths), taken from `get_db`'s session.
 
     The app's own session carries its read engine: the read gets a connection of it, in
@@ -214,14 +228,21 @@ async def get_read_db(session: SessionDep) -> AsyncGenerator[AsyncConnection]:
 
     A route that writes with the session and reads with this connection would not see its own
     uncommitted writes here: routes either read here or write with the session, never both.
+    The check of `before_read`, if any, runs on the connection before the route reads.
     """
     deep_turn = deep_read_turn() if session.info.get(EXPENSIVE_READ) else nullcontext()
     own_read_engine = session.info.get(READ_ENGINE)
+    check: ReadCheck | None = request.scope.get(BEFORE_READ)
     if own_read_engine is None:
         async with deep_turn:
-            yield await session.connection()
+            connection = await session.connection()
+            if check is not None:
+                await check(connection)
+            yield connection
         return
     async with deep_turn, read_turn(), own_read_engine.connect() as connection:
+        if check is not None:
+            await check(connection)
         yield connection
 
 

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+import caching
 import docs
 import errors
 import log_filters
@@ -18,6 +19,7 @@ import metrics
 from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
+from http_methods import HeadAndOptionsMiddleware
 from logs import RequestIdMiddleware, configure_logging
 from ratelimit import limiter
 from routers import comments, feeds, health, pages, posts, tags, users
@@ -53,6 +55,8 @@ app = FastAPI(
     docs_url=None,  # docs.py serves /docs and /redoc without a CDN
     redoc_url=None,
 )
+app.add_middleware(caching.ETagMiddleware)  # innermost: sees the route's own 200
+app.add_middleware(HeadAndOptionsMiddleware)  # HEAD runs as GET, so gets its ETag and 304
 app.add_middleware(BodyLimitMiddleware)  # inside the headers, so a 413 carries them too
 app.add_middleware(SecurityHeadersMiddleware)
 if settings.cors_origins:
@@ -67,6 +71,7 @@ if settings.metrics_enabled:
     app.add_middleware(metrics.MetricsMiddleware)
 app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line gets the ID
 errors.install(app)
+app.add_exception_handler(caching.NotModified, caching.not_modified)
 
 app.include_router(users.router)
 app.include_router(posts.router)

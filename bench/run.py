@@ -56,11 +56,15 @@ class Result:
     errors: int  # non-2xx responses plus socket errors
 
 
-def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> Result:
+def run_wrk(
+    url: str, seconds: int, connections: int, script: Path | None = None, header: str = ""
+) -> Result:
     """Load `url` for `seconds` with one wrk thread; requests/s and latency percentiles."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
         cmd += ["-s", str(script)]
+    if header:
+        cmd += ["-H", header]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     if "Requests/sec" not in out or "Latency Distribution" not in out:
         sys.exit(f"unexpected wrk output:\n{out}")
@@ -371,6 +375,8 @@ SCENARIOS = {
     "search_rare": f"GET /api/posts?q={RARE_WORD}&limit=10, a word in a few posts' titles",
     "search_common": f"GET /api/posts?q={COMMON_WORD}&limit=10, a word in every tenth post",
     "search_page": f"GET /search?q={COMMON_WORD}, the HTML page, words highlighted",
+    "list_200": "first page, in full (its ETag computed)",
+    "list_304": "first page with If-None-Match: its ETag (a 304)",
 }
 # Scenario groups for --only.
 GROUPS = {
@@ -386,6 +392,7 @@ GROUPS = {
         "deepest_page",
     ],
     "search": ["list", "search_rare", "search_common", "search_page"],
+    "etag": ["list_200", "list_304"],
 }
 FLOOD_CONNECTIONS = 40
 
@@ -408,7 +415,9 @@ def wait_for_hash_queue(base: str, user: dict) -> None:
     httpx.post(f"{base}/api/users/token", data=form, timeout=120).raise_for_status()
 
 
-def bench_app(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) -> dict:
+def bench_app(
+    base: str, args, state: Seed, scripts: dict[str, Path], dsn: str, pid: int = 0
+) -> dict:
     secs, conns = args.seconds, args.connections
     groups = args.only or list(GROUPS)
     first_page = f"{base}/api/posts?limit=10"
@@ -448,6 +457,8 @@ def bench_app(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) 
             remove_new_posts(dsn, state.last_post_id)
     if "deep" in groups:
         results |= bench_deep_page_load(base, args, state, scripts, dsn)
+    if "etag" in groups:
+        results |= bench_etag(first_page, secs, conns, pid)
     if "search" in groups:
         results |= bench_search(base, args, dsn, first_page)
     return results
@@ -483,6 +494,48 @@ def bench_search(base: str, args, dsn: str, first_page: str) -> dict:
     results["search_common"] = run_wrk(f"{base}/api/posts?q={COMMON_WORD}&limit=10", secs, conns)
     results["search_page"] = run_wrk(f"{base}/search?q={COMMON_WORD}", secs, conns)
     return results
+
+
+ETAG_ROUNDS = 3
+
+
+def bench_etag(first_page: str, seconds: int, connections: int, pid: int) -> dict[str, Result]:
+    """The first page in full, then asked by clients that hold it: a 304 that reads the
+    database snapshot only (caching.py), as long as nothing commits on the server meanwhile
+    (on a shared server, what others commit turns some of them into a render and a hash).
+
+    Interleaved rounds, the run of median rate of each; and the server's CPU time per request,
+    which swings much less than the rate on a machine where other work competes for the cores.
+    """
+    tag = httpx.get(first_page).headers["etag"]
+    conditional = httpx.get(first_page, headers={"If-None-Match": tag})
+    if conditional.status_code != 304:
+        sys.exit(f"expected a 304 for the first page's own ETag, got {conditional.status_code}")
+    headers = {"list_200": "", "list_304": f"If-None-Match: {tag}"}
+    runs: dict[str, list[Result]] = {name: [] for name in headers}
+    cpu_us: dict[str, list[float]] = {name: [] for name in headers}
+    for round_ in range(ETAG_ROUNDS):
+        for name in sorted(headers, reverse=round_ % 2 == 1):  # alternate who goes first
+            before = server_cpu_seconds(pid)
+            result = run_wrk(first_page, seconds, connections, header=headers[name])
+            runs[name].append(result)
+            cpu_us[name].append((server_cpu_seconds(pid) - before) / (result.rps * seconds) * 1e6)
+    cpu = {name: statistics.median(values) for name, values in cpu_us.items()}
+    rates = {name: " ".join(f"{r.rps:.0f}" for r in results) for name, results in runs.items()}
+    sys.stderr.write(
+        f"etag: CPU us per request in the server: 200 {cpu['list_200']:.0f}, 304"
+        f" {cpu['list_304']:.0f}, 200/304 {cpu['list_200'] / cpu['list_304']:.2f};"
+        f" runs (req/s): 200 {rates['list_200']}, 304 {rates['list_304']}\n"
+    )
+    return {
+        name: sorted(results, key=lambda r: r.rps)[len(results) // 2]
+        for name, results in runs.items()
+    }
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time of the server and its workers so far."""
+    return sum(cpu_seconds(p) for p in [pid, *children(pid)])
 
 
 # --- Deep pages next to everything else ------------------------------------------------------
@@ -664,6 +717,7 @@ def report(runs: dict[str, dict], memory: dict[str, tuple[float, float]]) -> str
             0.5,
         ),
         ("list / floor list", app.get("list"), floor.get("list"), 0.5),
+        ("list_304 / list_200", app.get("list_304"), app.get("list_200"), 1.5),
         ("deep_page / floor deep_page", app.get("deep_page"), floor.get("deep_page"), 0.5),
         ("search_rare / list", app.get("search_rare"), app.get("list"), 0.5),
         ("search_common / list", app.get("search_common"), app.get("list"), 0.1),
@@ -738,7 +792,7 @@ def main() -> None:
                     scripts = write_scripts(state, tmp)
                     sys.stderr.write(f"seeded {args.users} users, {args.posts} posts\n")
                 with MemorySampler(pid) as sampler:
-                    runs[name] = bench_app(base, args, state, scripts, dsn)
+                    runs[name] = bench_app(base, args, state, scripts, dsn, pid)
                 memory[name] = (sampler.worker_peak_mb(), sampler.total_peak_mb())
             sys.stderr.write(f"{name}: done\n")
         if args.floor:

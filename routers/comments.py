@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import joinedload
@@ -10,6 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 import models
 from auth import CurrentUser, ViewerId
+from caching import CACHED, no_store
 from database import ReadDep, SessionDep
 from ratelimit import comment_limit
 from routers.posts import VISIBLE_TO_VIEWER, can_see, post_not_found
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/api", tags=["comments"], responses=errors(503))
 Comment, User = models.Comment, models.User
 OLDEST_FIRST = (Comment.date_posted, Comment.id)
 
-VISIBLE_POST = select(models.Post.id).where(
+VISIBLE_POST = select(models.Post.published).where(
     models.Post.id == bindparam("post_id"), VISIBLE_TO_VIEWER
 )
 COUNT = select(func.count()).where(Comment.post_id == bindparam("post_id"))
@@ -55,10 +56,15 @@ PAGE = (
 
 async def ensure_post_visible(
     db: AsyncConnection | AsyncSession, post_id: int, viewer_id: int | None
-) -> None:
-    """A post's comments exist for whoever sees the post (posts.visible_to); else a 404."""
-    if await db.scalar(VISIBLE_POST, {"post_id": post_id, "viewer_id": viewer_id}) is None:
+) -> bool:
+    """A post's comments exist for whoever sees the post (posts.visible_to); else a 404.
+    Whether the post is published (else: a draft, seen by its author)."""
+    published: bool | None = await db.scalar(
+        VISIBLE_POST, {"post_id": post_id, "viewer_id": viewer_id}
+    )
+    if published is None:
         raise post_not_found()
+    return published
 
 
 async def fetch_comments_page(
@@ -90,16 +96,23 @@ async def fetch_comments_page(
     )
 
 
-@router.get("/posts/{post_id}/comments", response_model=PaginatedComments, responses=errors(404))
+@router.get(
+    "/posts/{post_id}/comments",
+    response_model=PaginatedComments,
+    responses=errors(404),
+    dependencies=[CACHED],
+)
 async def list_comments(
     post_id: ResourceId,
     viewer_id: ViewerId,
     db: ReadDep,
+    response: Response,
     skip: Skip = 0,
     limit: CommentLimit = COMMENTS_PER_PAGE,
 ) -> PaginatedComments:
     """A post's comments, oldest first."""
-    await ensure_post_visible(db, post_id, viewer_id)
+    if not await ensure_post_visible(db, post_id, viewer_id):
+        no_store(response)  # a draft's comments: its author's only
     return await fetch_comments_page(db, post_id, skip=skip, limit=limit)
 
 

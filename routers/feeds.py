@@ -3,7 +3,8 @@
 Not in the OpenAPI schema (like the pages): these are documents for feed readers and search
 engines, not the JSON API that /docs describes. Every list here is what nobody in particular
 sees (`visible_to(None)`, through `fetch_posts_page` for the feeds): drafts never show.
-Each route answers through `xml_response`, the one place a response header (an ETag) joins.
+Every route here is cached like the public API (caching.CACHED): an ETag on each answer, a 304
+for a reader that already has it.
 """
 
 import math
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.concurrency import run_in_threadpool
 
 import models
+from caching import CACHED
 from config import site_url
 from database import ReadDep
 from routers.posts import fetch_posts_page, visible_to
@@ -35,7 +37,7 @@ from syndication import (
     user_page_path,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[CACHED])
 
 ATOM = "application/atom+xml"
 SITEMAP = "application/xml"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 import models
 from auth import CurrentUser, ViewerId
+from caching import CACHED, no_store
 from config import settings
 from content import MARK_END, MARK_START, render_post
 from database import ReadDep, SessionDep, mark_expensive_read
@@ -465,12 +466,17 @@ def post_not_found() -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=Detail.POST_NOT_FOUND)
 
 
-async def read_post_or_404(post_id: ResourceId, viewer_id: ViewerId, db: ReadDep) -> PostResponse:
+async def read_post_or_404(
+    post_id: ResourceId, viewer_id: ViewerId, db: ReadDep, response: Response
+) -> PostResponse:
     """A post with its author, as the viewer may see it: one query on the read connection
-    (two with a token: the token is checked first)."""
+    (two with a token: the token is checked first). A draft, seen by its author only, is
+    kept out of every cache."""
     post = await read_post(db, post_id, viewer_id)
     if post is None:
         raise post_not_found()
+    if not post.published:
+        no_store(response)
     return post
 
 
@@ -523,7 +529,7 @@ async def rendered(content: str) -> dict[str, Any]:
     return await run_in_threadpool(render_post, content)
 
 
-@router.get("", response_model=PaginatedPosts)
+@router.get("", response_model=PaginatedPosts, dependencies=[CACHED])
 async def list_posts(
     skip: SkipDep, db: ReadDep, limit: Limit = None, tag: TagFilter = None, q: SearchText = None
 ) -> PaginatedPosts:
@@ -555,7 +561,7 @@ async def preview_post(data: PostPreview, user: CurrentUser) -> PreviewResponse:
     return PreviewResponse(content_html=(await rendered(data.content))["content_html"])
 
 
-@router.get("/{post_id}", response_model=PostResponse, responses=errors(404))
+@router.get("/{post_id}", response_model=PostResponse, responses=errors(404), dependencies=[CACHED])
 async def get_post(post: PostReadDep) -> PostResponse:
     """Read one post (a draft: its author only)."""
     return post

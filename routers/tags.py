@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import func, select
 
 import models
+from caching import CACHED
 from database import ReadDep
 from routers.posts import visible_to
 from schemas import Detail, TagCount, errors, normalize_tag
@@ -24,7 +25,7 @@ TAG_COUNTS = (
 )
 
 
-@router.get("", response_model=list[TagCount])
+@router.get("", response_model=list[TagCount], dependencies=[CACHED])
 async def list_tags(db: ReadDep) -> list[TagCount]:
     """The tags of published posts with how many use each: most used first, then by name."""
     rows = (await db.execute(TAG_COUNTS)).all()

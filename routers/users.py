@@ -33,6 +33,7 @@ from auth import (
     verify_password,
 )
 from body_limit import too_large
+from caching import CACHED, PRIVATE_ROUTE
 from config import settings
 from database import Base, ReadDep, SessionDep
 from email_utils import send_email_changed_notice, send_password_reset_email
@@ -279,19 +280,23 @@ async def upgrade_hash(db: AsyncSession, user: models.User, new_hash: str) -> bo
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]  # an UPDATE's CursorResult
 
 
-@router.get("/me", response_model=UserPrivate, responses=errors(401))
+@router.get("/me", response_model=UserPrivate, responses=errors(401), dependencies=[PRIVATE_ROUTE])
 async def read_me(user: CurrentUser) -> models.User:
     """The logged-in user, with email."""
     return user
 
 
-@router.get("/me/posts", response_model=PaginatedPosts, responses=errors(401))
+@router.get(
+    "/me/posts",
+    response_model=PaginatedPosts,
+    responses=errors(401),
+    dependencies=[PRIVATE_ROUTE],
+)
 async def list_my_posts(
-    skip: SkipDep, user: CurrentUser, response: Response, db: SessionDep, limit: Limit = None
+    skip: SkipDep, user: CurrentUser, db: SessionDep, limit: Limit = None
 ) -> PaginatedPosts:
     """Your own posts, drafts included, newest first."""
     # Your own data: on the session (the primary) that just loaded you, never cached.
-    response.headers["Cache-Control"] = "private, no-store"
     return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id, viewer_id=user.id)
 
 
@@ -299,7 +304,7 @@ async def list_my_posts(
     "/me/password",
     response_model=MessageResponse,
     responses=errors(400, 401, 404, 413, 429),
-    dependencies=[Depends(password_change_limit)],
+    dependencies=[Depends(password_change_limit), PRIVATE_ROUTE],
 )
 async def change_password(
     data: PasswordChange, user: CurrentUser, db: SessionDep
@@ -425,13 +430,15 @@ def invalid_reset_token() -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.INVALID_RESET_TOKEN)
 
 
-@router.get("/{user_id}", response_model=UserPublic, responses=errors(404))
+@router.get("/{user_id}", response_model=UserPublic, responses=errors(404), dependencies=[CACHED])
 async def get_user(user: PublicUserDep) -> UserPublic:
     """A user's public profile."""
     return user
 
 
-@router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
+@router.get(
+    "/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404), dependencies=[CACHED]
+)
 async def list_user_posts(
     skip: SkipDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
 ) -> PaginatedPosts:

@@ -6,6 +6,7 @@ from contextlib import aclosing, contextmanager
 import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import event, select, text
+from starlette.requests import Request
 
 import models
 from database import engine, get_db, get_read_db, read_engine
@@ -100,7 +101,7 @@ async def test_public_reads_run_without_begin_or_rollback():
     """The read connection is in autocommit mode: a read leaves no transaction to roll back."""
     async with aclosing(get_db()) as sessions:
         session = await anext(sessions)
-        async with aclosing(get_read_db(session)) as connections:
+        async with aclosing(get_read_db(session, Request({"type": "http"}))) as connections:
             connection = await anext(connections)
             await connection.execute(select(models.Post.id).limit(1))
             raw = await connection.get_raw_connection()

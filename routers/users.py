@@ -49,7 +49,7 @@ from ratelimit import (
     register_limit,
     upload_limit,
 )
-from routers.posts import SkipDep, fetch_posts_page
+from routers.posts import PageStartDep, fetch_posts_page
 from schemas import (
     LOGIN_FORM_OPENAPI,
     Detail,
@@ -287,12 +287,18 @@ async def read_me(user: CurrentUser) -> models.User:
 
 @router.get("/me/posts", response_model=PaginatedPosts, responses=errors(401))
 async def list_my_posts(
-    skip: SkipDep, user: CurrentUser, response: Response, db: SessionDep, limit: Limit = None
+    start: PageStartDep,
+    user: CurrentUser,
+    response: Response,
+    db: SessionDep,
+    limit: Limit = None,
 ) -> PaginatedPosts:
-    """Your own posts, drafts included, newest first."""
+    """Your own posts, drafts included, newest first; `cursor=` or `skip` pages on."""
     # Your own data: on the session (the primary) that just loaded you, never cached.
     response.headers["Cache-Control"] = "private, no-store"
-    return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id, viewer_id=user.id)
+    return await fetch_posts_page(
+        db, skip=start.skip, after=start.after, limit=limit, user_id=user.id, viewer_id=user.id
+    )
 
 
 @router.patch(
@@ -433,10 +439,12 @@ async def get_user(user: PublicUserDep) -> UserPublic:
 
 @router.get("/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404))
 async def list_user_posts(
-    skip: SkipDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
+    start: PageStartDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
 ) -> PaginatedPosts:
-    """A user's posts, newest first."""
-    return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)
+    """A user's posts, newest first; `cursor=` or `skip` pages on."""
+    return await fetch_posts_page(
+        db, skip=start.skip, after=start.after, limit=limit, user_id=user.id
+    )
 
 
 @router.patch("/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413))

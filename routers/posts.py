@@ -114,9 +114,9 @@ POST_COLUMNS = (
 )
 
 
-# The total is counted exactly up to this many posts, then estimated. The bound is the
-# smallest that keeps `has_more` exact on every page `skip` allows (the deepest page ends at
-# MAX_SKIP + 100): beyond it the total only informs.
+# The total is counted exactly up to this many posts, then estimated: exact as far as `skip`
+# reaches (the deepest page ends at MAX_SKIP + 100); beyond, it only informs. (`has_more` and
+# `next_cursor` come from the page itself, one post more than asked for.)
 COUNTED_UP_TO = MAX_SKIP + 100 + 1
 
 

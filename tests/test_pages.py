@@ -34,6 +34,7 @@ async def test_home_page_renders_newest_posts_on_the_server(client, alice, path)
     assert html.index("Post 3") < html.index("Post 2") < html.index("Post 1")
     assert 'href="/users/' in html
     assert 'id="load-more"' not in html
+    assert 'data-next-cursor=""' in html
 
 
 async def test_home_page_shows_an_empty_state_without_posts(client):
@@ -48,7 +49,8 @@ async def test_home_page_renders_one_page_and_links_load_more_to_the_next(client
     assert html.count('class="card post-card"') == 10
     assert 'href="/posts?skip=10"' in html
     assert 'data-api="/api/posts"' in html
-    assert 'data-next-skip="10"' in html
+    next_cursor = (await client.get("/api/posts")).json()["next_cursor"]
+    assert f'data-next-cursor="{next_cursor}"' in html  # "Load more" asks the API for it
 
 
 async def test_home_page_with_skip_renders_the_next_page_without_javascript(client, alice):

@@ -1,6 +1,7 @@
 """Reading and writing posts in Chromium, as a person would."""
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Dialog, Page, expect
@@ -125,6 +126,30 @@ def test_load_more_appends_the_rest_of_fifteen_posts(page: Page, api, live_serve
     page.get_by_role("link", name="Load more").click()
     expect(oldest).to_be_visible()
     assert cards.count() > 10
+
+
+def test_load_more_asks_for_the_posts_after_the_last_one_shown(page: Page, api):
+    """Posts written after the page was shown do not shift what "Load more" brings: it asks
+    with the cursor of the last post shown, not with an offset."""
+    author = create_user(api)
+    for number in range(1, 16):
+        create_post(api, author, f"Numbered {number} {author.username}")
+    page.goto(f"/users/{author.id}/posts")
+    cards = page.locator(".post-card")
+    expect(cards).to_have_count(10)
+    expect(cards.last).to_contain_text(f"Numbered 6 {author.username}")
+    for number in range(16, 19):
+        create_post(api, author, f"Numbered {number} {author.username}")
+
+    with page.expect_response(lambda response: "/posts?" in response.url) as answer:
+        page.get_by_role("link", name="Load more").click()
+    query = parse_qs(urlsplit(answer.value.url).query)
+    assert set(query) == {"cursor", "limit"}
+    assert answer.value.ok
+    expect(cards).to_have_count(15)
+    appended = [cards.nth(index).locator("h2").inner_text() for index in range(10, 15)]
+    assert appended == [f"Numbered {n} {author.username}" for n in range(5, 0, -1)]
+    expect(page.get_by_role("link", name="Load more")).to_be_hidden()
 
 
 def test_hostile_title_and_username_stay_text(page: Page, api):

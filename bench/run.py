@@ -365,6 +365,10 @@ SCENARIOS = {
     "create_alone": "POST /api/posts, 8 connections (deep-page load: alone)",
     "create_during_deep": "the same, while 40 more ask for the deepest page",
     "deepest_page": "GET /api/posts?skip=10000&limit=100, the 40 connections above",
+    "cursor_first": "GET /api/posts?limit=10, the first page (runs alternate with the next)",
+    "cursor_deep": "GET /api/posts?cursor=<after 50,000 posts>&limit=10",
+    "cursor_user_deep": "GET /api/users/{id}/posts?cursor=<half the user's posts down>&limit=10",
+    "cursor_tag_deep": "GET /api/posts?tag=tag3&cursor=<half the tag's posts down>&limit=10",
 }
 # Scenario groups for --only.
 GROUPS = {
@@ -379,6 +383,7 @@ GROUPS = {
         "create_during_deep",
         "deepest_page",
     ],
+    "cursor": ["cursor_first", "cursor_deep", "cursor_user_deep", "cursor_tag_deep"],
 }
 FLOOD_CONNECTIONS = 40
 
@@ -401,7 +406,9 @@ def wait_for_hash_queue(base: str, user: dict) -> None:
     httpx.post(f"{base}/api/users/token", data=form, timeout=120).raise_for_status()
 
 
-def bench_app(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) -> dict:
+def bench_app(
+    base: str, args, state: Seed, scripts: dict[str, Path], dsn: str, secret_key: str
+) -> dict:
     secs, conns = args.seconds, args.connections
     groups = args.only or list(GROUPS)
     first_page = f"{base}/api/posts?limit=10"
@@ -441,7 +448,75 @@ def bench_app(base: str, args, state: Seed, scripts: dict[str, Path], dsn: str) 
             remove_new_posts(dsn, state.last_post_id)
     if "deep" in groups:
         results |= bench_deep_page_load(base, args, state, scripts, dsn)
+    if "cursor" in groups:
+        results |= bench_cursor_pages(base, args, state, dsn, secret_key)
     return results
+
+
+# --- Cursor pages at depth -------------------------------------------------------------------
+
+CURSOR_DEPTH = 50_000
+# The `depth`th post of a list (published, newest first), and a page's ids as the app picks
+# them: after an offset, or after a cursor's post.
+NTH_POST = """SELECT date_posted, id FROM posts WHERE published{where}
+ORDER BY date_posted DESC, id DESC OFFSET %(before)s LIMIT 1"""
+PAGE_BY_OFFSET = """SELECT id FROM posts WHERE published
+ORDER BY date_posted DESC, id DESC OFFSET %(depth)s LIMIT 11"""
+PAGE_AFTER_CURSOR = """SELECT id FROM posts
+WHERE published AND (date_posted, id) < (%(date)s, %(id)s)
+ORDER BY date_posted DESC, id DESC LIMIT 11"""
+
+
+def cursor_at_depth(dsn: str, secret_key: str, depth: int, where: str = "", **params) -> str:
+    """The cursor the app gives after the `depth`th post of a list, found with SQL (not by
+    walking the pages) and encoded as the app encodes it."""
+    sys.path.insert(0, str(PROJECT_DIR))
+    from cursors import Position, cursor_key, encode_cursor
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(NTH_POST.format(where=where), {**params, "before": depth - 1}).fetchone()
+    return encode_cursor(Position(*row), cursor_key(secret_key))
+
+
+def bench_cursor_pages(base: str, args, state: Seed, dsn: str, secret_key: str) -> dict:
+    """The first page and the page 50,000 posts down by cursor, in alternate runs (the
+    machine's drift hits both alike); then a user's and a tag's lists half-way down."""
+    secs, conns = args.seconds, args.connections
+    user = state.users[0]["id"]
+    deep = cursor_at_depth(dsn, secret_key, min(CURSOR_DEPTH, args.posts // 2))
+    by_user = cursor_at_depth(
+        dsn, secret_key, args.posts // len(state.users) // 2, " AND user_id = %(user)s", user=user
+    )
+    by_tag = cursor_at_depth(dsn, secret_key, args.posts // N_TAGS // 2, " AND tags @> '{tag3}'")
+    first_url, deep_url = f"{base}/api/posts?limit=10", f"{base}/api/posts?limit=10&cursor={deep}"
+    run_wrk(deep_url, 1, conns)  # warm up the cursor statement too
+    firsts, deeps = [], []
+    for _ in range(2):
+        firsts.append(run_wrk(first_url, secs, conns))
+        deeps.append(run_wrk(deep_url, secs, conns))
+    user_url = f"{base}/api/users/{user}/posts?limit=10&cursor={by_user}"
+    tag_url = f"{base}/api/posts?tag=tag3&limit=10&cursor={by_tag}"
+    return {
+        "cursor_first": average(*firsts),
+        "cursor_deep": average(*deeps),
+        "cursor_user_deep": run_wrk(user_url, secs, conns),
+        "cursor_tag_deep": run_wrk(tag_url, secs, conns),
+    }
+
+
+def explain_offset_and_cursor(dsn: str, depth: int) -> str:
+    """EXPLAIN ANALYZE of a page's ids `depth` posts down: by OFFSET, then after a cursor."""
+    with psycopg.connect(dsn) as conn:
+        nth = conn.execute(NTH_POST.format(where=""), {"before": depth - 1}).fetchone()
+        plans = []
+        for query, params in (
+            (PAGE_BY_OFFSET, {"depth": depth}),
+            (PAGE_AFTER_CURSOR, {"date": nth[0], "id": nth[1]}),
+        ):
+            plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {query}", params).fetchall()
+            literal = psycopg.ClientCursor(conn).mogrify(query, params)
+            plans.append(f"{literal}\n" + "\n".join(row[0] for row in plan))
+    return "\n\n".join(plans)
 
 
 # --- Deep pages next to everything else ------------------------------------------------------
@@ -623,6 +698,7 @@ def report(runs: dict[str, dict], memory: dict[str, tuple[float, float]]) -> str
             0.5,
         ),
         ("list / floor list", app.get("list"), floor.get("list"), 0.5),
+        ("cursor_deep / cursor_first", app.get("cursor_deep"), app.get("cursor_first"), 0.8),
         ("deep_page / floor deep_page", app.get("deep_page"), floor.get("deep_page"), 0.5),
     ]
     checks = [
@@ -691,15 +767,22 @@ def main() -> None:
             log = tmp / f"app-{workers}.log"
             with uvicorn("main:app", PROJECT_DIR, env, workers, log) as (base, pid):
                 if state is None:
+                    started = time.monotonic()
                     state = seed(base, dsn, args.users, args.posts)
                     scripts = write_scripts(state, tmp)
-                    sys.stderr.write(f"seeded {args.users} users, {args.posts} posts\n")
+                    seeded_in = time.monotonic() - started
+                    sys.stderr.write(
+                        f"seeded {args.users} users, {args.posts} posts in {seeded_in:.0f} s\n"
+                    )
                 with MemorySampler(pid) as sampler:
-                    runs[name] = bench_app(base, args, state, scripts, dsn)
+                    runs[name] = bench_app(base, args, state, scripts, dsn, env["SECRET_KEY"])
                 memory[name] = (sampler.worker_peak_mb(), sampler.total_peak_mb())
             sys.stderr.write(f"{name}: done\n")
         if args.floor:
             runs["floor"] = bench_floor(dsn, args, tmp)
+        if args.only and "cursor" in args.only:
+            depth = min(CURSOR_DEPTH, args.posts // 2)
+            sys.stdout.write(explain_offset_and_cursor(dsn, depth) + "\n\n")
 
     sys.stdout.write(report(runs, memory) + "\n")
     if args.json:

@@ -365,10 +365,12 @@ SCENARIOS = {
     "create_alone": "POST /api/posts, 8 connections (deep-page load: alone)",
     "create_during_deep": "the same, while 40 more ask for the deepest page",
     "deepest_page": "GET /api/posts?skip=10000&limit=100, the 40 connections above",
-    "cursor_first": "GET /api/posts?limit=10, the first page (runs alternate with the next)",
+    "cursor_first": "GET /api/posts?limit=10, the first page (3 runs, alternate with the next)",
     "cursor_deep": "GET /api/posts?cursor=<after 50,000 posts>&limit=10",
-    "cursor_user_deep": "GET /api/users/{id}/posts?cursor=<half the user's posts down>&limit=10",
-    "cursor_tag_deep": "GET /api/posts?tag=tag3&cursor=<half the tag's posts down>&limit=10",
+    "cursor_user_first": "GET /api/users/{id}/posts?limit=10, a user of 20",
+    "cursor_user_deep": "the same, cursor=<half the user's posts down>",
+    "cursor_tag_first": "GET /api/posts?tag=tag3&limit=10, a tag on a tenth of the posts",
+    "cursor_tag_deep": "the same, cursor=<half the tag's posts down>",
 }
 # Scenario groups for --only.
 GROUPS = {
@@ -383,7 +385,14 @@ GROUPS = {
         "create_during_deep",
         "deepest_page",
     ],
-    "cursor": ["cursor_first", "cursor_deep", "cursor_user_deep", "cursor_tag_deep"],
+    "cursor": [
+        "cursor_first",
+        "cursor_deep",
+        "cursor_user_first",
+        "cursor_user_deep",
+        "cursor_tag_first",
+        "cursor_tag_deep",
+    ],
 }
 FLOOD_CONNECTIONS = 40
 
@@ -479,29 +488,29 @@ def cursor_at_depth(dsn: str, secret_key: str, depth: int, where: str = "", **pa
 
 
 def bench_cursor_pages(base: str, args, state: Seed, dsn: str, secret_key: str) -> dict:
-    """The first page and the page 50,000 posts down by cursor, in alternate runs (the
-    machine's drift hits both alike); then a user's and a tag's lists half-way down."""
-    secs, conns = args.seconds, args.connections
+    """Each list's first page and a page far down it by cursor, in alternate runs (the
+    machine's drift hits both alike): all posts 50,000 down (three rounds), a user's and a
+    tag's posts half-way down (one round each)."""
     user = state.users[0]["id"]
     deep = cursor_at_depth(dsn, secret_key, min(CURSOR_DEPTH, args.posts // 2))
     by_user = cursor_at_depth(
         dsn, secret_key, args.posts // len(state.users) // 2, " AND user_id = %(user)s", user=user
     )
     by_tag = cursor_at_depth(dsn, secret_key, args.posts // N_TAGS // 2, " AND tags @> '{tag3}'")
-    first_url, deep_url = f"{base}/api/posts?limit=10", f"{base}/api/posts?limit=10&cursor={deep}"
-    run_wrk(deep_url, 1, conns)  # warm up the cursor statement too
-    firsts, deeps = [], []
-    for _ in range(2):
-        firsts.append(run_wrk(first_url, secs, conns))
-        deeps.append(run_wrk(deep_url, secs, conns))
-    user_url = f"{base}/api/users/{user}/posts?limit=10&cursor={by_user}"
-    tag_url = f"{base}/api/posts?tag=tag3&limit=10&cursor={by_tag}"
-    return {
-        "cursor_first": average(*firsts),
-        "cursor_deep": average(*deeps),
-        "cursor_user_deep": run_wrk(user_url, secs, conns),
-        "cursor_tag_deep": run_wrk(tag_url, secs, conns),
+    lists = {  # name: (first page, deep page, rounds)
+        "cursor": (f"{base}/api/posts?limit=10", f"&cursor={deep}", 3),
+        "cursor_user": (f"{base}/api/users/{user}/posts?limit=10", f"&cursor={by_user}", 1),
+        "cursor_tag": (f"{base}/api/posts?tag=tag3&limit=10", f"&cursor={by_tag}", 1),
     }
+    results = {}
+    for name, (first, cursor, rounds) in lists.items():
+        run_wrk(first + cursor, 1, args.connections)  # warm up the cursor statement too
+        runs: dict[str, list[Result]] = {"first": [], "deep": []}
+        for _ in range(rounds):
+            runs["first"].append(run_wrk(first, args.seconds, args.connections))
+            runs["deep"].append(run_wrk(first + cursor, args.seconds, args.connections))
+        results |= {f"{name}_{page}": average(*done) for page, done in runs.items()}
+    return results
 
 
 def explain_offset_and_cursor(dsn: str, depth: int) -> str:
@@ -699,6 +708,18 @@ def report(runs: dict[str, dict], memory: dict[str, tuple[float, float]]) -> str
         ),
         ("list / floor list", app.get("list"), floor.get("list"), 0.5),
         ("cursor_deep / cursor_first", app.get("cursor_deep"), app.get("cursor_first"), 0.8),
+        (
+            "cursor_user_deep / cursor_user_first",
+            app.get("cursor_user_deep"),
+            app.get("cursor_user_first"),
+            0.8,
+        ),
+        (
+            "cursor_tag_deep / cursor_tag_first",
+            app.get("cursor_tag_deep"),
+            app.get("cursor_tag_first"),
+            0.8,
+        ),
         ("deep_page / floor deep_page", app.get("deep_page"), floor.get("deep_page"), 0.5),
     ]
     checks = [

@@ -17,9 +17,9 @@ from fastapi.templating import Jinja2Templates
 
 from database import ReadDep, SessionDep
 from routers.comments import fetch_comments_page
-from routers.posts import PostReadDep, fetch_posts_page, page_offset
+from routers.posts import PageStart, PostReadDep, fetch_posts_page, page_offset, page_start
 from routers.users import PublicUserDep
-from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, Skip, normalize_tag
+from schemas import COMMENTS_PER_PAGE, MAX_SKIP, CursorParam, Detail, Skip, normalize_tag
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -97,11 +97,20 @@ async def page_skip(session: SessionDep, skip: Annotated[int, Query(ge=0)] = 0) 
 PageSkip = Annotated[int, Depends(page_skip)]
 
 
+async def list_page_start(skip: PageSkip, cursor: CursorParam = None) -> PageStart:
+    """Where a list page starts, as in the API: after `skip` posts, or after a cursor's post
+    (where "Load more" links to, without JavaScript)."""
+    return await page_start(skip, cursor)
+
+
+ListStart = Annotated[PageStart, Depends(list_page_start)]
+
+
 @router.get("/", response_class=HTMLResponse)
 @router.get("/posts", response_class=HTMLResponse)
-async def home_page(request: Request, skip: PageSkip, db: ReadDep) -> HTMLResponse:
+async def home_page(request: Request, start: ListStart, db: ReadDep) -> HTMLResponse:
     """The newest posts; "Load more" fetches the next pages from the API."""
-    page = await fetch_posts_page(db, skip=skip, limit=None)
+    page = await fetch_posts_page(db, skip=start.skip, after=start.after, limit=None)
     return render(
         request, "home.html", {"page": page, "posts_api": "/api/posts", "list_url": "/posts"}
     )
@@ -117,13 +126,13 @@ async def post_page(
 
 
 @router.get("/tags/{name}", response_class=HTMLResponse)
-async def tag_page(request: Request, name: str, skip: PageSkip, db: ReadDep) -> HTMLResponse:
+async def tag_page(request: Request, name: str, start: ListStart, db: ReadDep) -> HTMLResponse:
     """The published posts with a tag, newest first."""
     try:
         tag = normalize_tag(name)
     except ValueError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Tag not found") from None
-    page = await fetch_posts_page(db, skip=skip, limit=None, tag=tag)
+    page = await fetch_posts_page(db, skip=start.skip, after=start.after, limit=None, tag=tag)
     return render(
         request,
         "tag_posts.html",
@@ -139,12 +148,14 @@ async def tag_page(request: Request, name: str, skip: PageSkip, db: ReadDep) -> 
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)
 async def user_posts_page(
     request: Request,
-    skip: PageSkip,
+    start: ListStart,
     user: PublicUserDep,
     db: ReadDep,
 ) -> HTMLResponse:
     """A user's posts, newest first."""
-    page = await fetch_posts_page(db, skip=skip, limit=None, user_id=user.id)
+    page = await fetch_posts_page(
+        db, skip=start.skip, after=start.after, limit=None, user_id=user.id
+    )
     return render(
         request,
         "user_posts.html",

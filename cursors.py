@@ -27,7 +27,7 @@ TAG_BYTES = 16  # of the HMAC-SHA256: 128 bits, beyond guessing
 # microseconds (posts in the same second are still told apart, and in the same microsecond by
 # id) and the post's id. ASCII only: `\d` of a bytes pattern matches 0-9 alone.
 PAYLOAD = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) ([1-9]\d{0,9})")
-# A cursor is about 66 characters; anything much longer is refused before any decoding.
+# A cursor is 67 to 79 characters; anything longer than this is refused before decoding.
 MAX_CURSOR_LENGTH = 100
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 

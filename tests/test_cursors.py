@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import hmac
+import string
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -86,6 +87,10 @@ def test_the_encoder_refuses_a_naive_date_or_an_id_outside_postgresql_integers(p
 
 
 GOOD = encode_cursor(Position(WHEN, 42), KEY)
+BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+# 52 bytes: the last character carries 2 bits of data and 4 unused ones; flip one of those.
+ODD_LENGTH = encode_cursor(Position(WHEN, 123), KEY)
+STRAY_BITS = ODD_LENGTH[:-1] + BASE64URL[BASE64URL.index(ODD_LENGTH[-1]) ^ 1]
 MALFORMED = {
     "empty": "",
     "garbage": "not a cursor!",
@@ -94,7 +99,8 @@ MALFORMED = {
     "standard base64 alphabet": GOOD[:10] + "+/" + GOOD[12:],
     "padding": GOOD + "==",
     "impossible base64 length": "AAAAA",
-    "stray bits in the last character": GOOD[:-1] + chr(ord(GOOD[-1]) ^ 1),
+    "stray bits in the last character": STRAY_BITS,
+    "last character changed": GOOD[:-1] + ("B" if GOOD[-1] != "B" else "C"),
     "valid base64 of junk": base64.urlsafe_b64encode(b"x" * 40).decode().rstrip("="),
     "truncated": GOOD[:-4],
     "a character changed": ("B" if GOOD[20] != "B" else "C").join((GOOD[:20], GOOD[21:])),
@@ -130,6 +136,15 @@ def test_the_decoder_refuses_anything_but_a_cursor_it_wrote(cursor):
 def test_the_signed_helper_makes_what_the_encoder_makes():
     """So the refusals above come from the payloads, not from a wrong signature."""
     assert signed(b"2026-03-01T12:30:45.123456+00:00 42") == GOOD
+
+
+def test_a_second_spelling_of_the_same_bytes_is_refused():
+    """Base64 ignores the unused bits of the last character: one cursor, one spelling."""
+    padded = STRAY_BITS + "=" * (-len(STRAY_BITS) % 4)
+    assert base64.urlsafe_b64decode(padded) == base64.urlsafe_b64decode(ODD_LENGTH + "==")
+    assert decode_cursor(ODD_LENGTH, KEY) == Position(WHEN, 123)
+    with pytest.raises(InvalidCursor):
+        decode_cursor(STRAY_BITS, KEY)
 
 
 # --- The API ---------------------------------------------------------------------------------

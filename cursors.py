@@ -27,8 +27,9 @@ TAG_BYTES = 16  # of the HMAC-SHA256: 128 bits, beyond guessing
 # microseconds (posts in the same second are still told apart, and in the same microsecond by
 # id) and the post's id. ASCII only: `\d` of a bytes pattern matches 0-9 alone.
 PAYLOAD = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) ([1-9]\d{0,9})")
-# A cursor is 67 to 79 characters; anything longer than this is refused before decoding.
-MAX_CURSOR_LENGTH = 100
+# The longest cursor `encode_cursor` writes (an id of ten digits): anything longer is refused
+# before any decoding.
+MAX_CURSOR_LENGTH = 79
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -64,7 +65,7 @@ def encode_cursor(position: Position, key: bytes) -> str:
 
 def decode_cursor(cursor: str, key: bytes) -> Position:
     """The position a cursor names; InvalidCursor unless this app wrote it, exactly so."""
-    if not 0 < len(cursor) <= MAX_CURSOR_LENGTH or not BASE64URL.fullmatch(cursor):
+    if len(cursor) > MAX_CURSOR_LENGTH or not BASE64URL.fullmatch(cursor):
         raise InvalidCursor("not a cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

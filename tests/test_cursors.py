@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from config import settings
 from cursors import (
+    MAX_CURSOR_LENGTH,
     MAX_ID,
     TAG_BYTES,
     InvalidCursor,
@@ -26,6 +27,7 @@ from tests.conftest import create_test_post
 
 KEY = cursor_key("a secret of the tests")
 WHEN = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
+BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 
 
 def signed(payload: bytes, key: bytes = KEY) -> str:
@@ -63,9 +65,15 @@ def test_a_date_in_another_zone_is_the_same_instant_in_utc():
 
 def test_a_cursor_is_url_safe_short_and_opaque():
     cursor = encode_cursor(Position(WHEN, 123), KEY)
-    assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-    assert len(cursor) <= 100
+    assert set(cursor) <= set(BASE64URL)
     assert "2026" not in cursor and "123" not in cursor
+    assert len(encode_cursor(Position(WHEN, MAX_ID), KEY)) == MAX_CURSOR_LENGTH  # the longest
+
+
+@pytest.mark.parametrize("length", [MAX_CURSOR_LENGTH + 1, 10_000])
+def test_a_string_longer_than_any_cursor_is_refused_before_decoding(length):
+    with pytest.raises(InvalidCursor, match="not a cursor"):  # not "not signed": never decoded
+        decode_cursor("A" * length, KEY)
 
 
 def test_posts_of_one_microsecond_get_cursors_of_their_own():
@@ -87,7 +95,6 @@ def test_the_encoder_refuses_a_naive_date_or_an_id_outside_postgresql_integers(p
 
 
 GOOD = encode_cursor(Position(WHEN, 42), KEY)
-BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 # 52 bytes: the last character carries 2 bits of data and 4 unused ones; flip one of those.
 ODD_LENGTH = encode_cursor(Position(WHEN, 123), KEY)
 STRAY_BITS = ODD_LENGTH[:-1] + BASE64URL[BASE64URL.index(ODD_LENGTH[-1]) ^ 1]
@@ -95,7 +102,7 @@ MALFORMED = {
     "empty": "",
     "garbage": "not a cursor!",
     "huge": "A" * 10_000,
-    "just over the length": "A" * 101,
+    "just over the length": "A" * (MAX_CURSOR_LENGTH + 1),
     "standard base64 alphabet": GOOD[:10] + "+/" + GOOD[12:],
     "padding": GOOD + "==",
     "impossible base64 length": "AAAAA",

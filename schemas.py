@@ -59,6 +59,17 @@ class Detail:
         "skip can be at most 10000. To page further, use cursor pagination: pass the"
         " next_cursor of the previous page as cursor=."
     )
+    INVALID_CURSOR = (
+        "Invalid cursor: pass the next_cursor of a page unchanged, or leave cursor out to start"
+        " from the first page."
+    )
+    CURSOR_WITH_SKIP = (
+        "skip must be 0 with a cursor: the cursor already says where the page starts."
+    )
+    CURSOR_WITH_SEARCH = (
+        "cursor cannot be combined with q: search results are ordered by relevance; page"
+        " them with skip."
+    )
     CONTENT_TOO_MANY_BYTES = (
         "Content must be at most 200000 bytes of UTF-8"
         " (emoji and many non-Latin characters take 3 or 4 bytes each)."
@@ -343,6 +354,8 @@ class PaginatedPosts(BaseModel):
     skip: int
     limit: int
     has_more: bool
+    # Where the next page starts (`cursor=`); null on the last page.
+    next_cursor: str | None = None
 
 
 class TagCount(BaseModel):
@@ -401,6 +414,10 @@ Skip = Annotated[
         json_schema_extra={"maximum": MAX_SKIP},
     ),
     AfterValidator(within_skip_limit),
+]
+CursorParam = Annotated[
+    str | None,
+    Query(description="The next_cursor of the previous page: the page right after it"),
 ]
 Limit = Annotated[int | None, Query(ge=1, le=100, description="Defaults to POSTS_PER_PAGE")]
 COMMENTS_PER_PAGE = 50

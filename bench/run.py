@@ -377,6 +377,12 @@ SCENARIOS = {
     "search_page": f"GET /search?q={COMMON_WORD}, the HTML page, words highlighted",
     "list_200": "first page, in full (its ETag computed)",
     "list_304": "first page with If-None-Match: its ETag (a 304)",
+    "cursor_first": "GET /api/posts?limit=10, the first page (3 runs, alternate with the next)",
+    "cursor_deep": "GET /api/posts?cursor=<after 50,000 posts>&limit=10",
+    "cursor_user_first": "GET /api/users/{id}/posts?limit=10, a user of 20",
+    "cursor_user_deep": "the same, cursor=<half the user's posts down>",
+    "cursor_tag_first": "GET /api/posts?tag=tag3&limit=10, a tag on a tenth of the posts",
+    "cursor_tag_deep": "the same, cursor=<half the tag's posts down>",
 }
 # Scenario groups for --only.
 GROUPS = {
@@ -393,6 +399,14 @@ GROUPS = {
     ],
     "search": ["list", "search_rare", "search_common", "search_page"],
     "etag": ["list_200", "list_304"],
+    "cursor": [
+        "cursor_first",
+        "cursor_deep",
+        "cursor_user_first",
+        "cursor_user_deep",
+        "cursor_tag_first",
+        "cursor_tag_deep",
+    ],
 }
 FLOOD_CONNECTIONS = 40
 
@@ -416,7 +430,7 @@ def wait_for_hash_queue(base: str, user: dict) -> None:
 
 
 def bench_app(
-    base: str, args, state: Seed, scripts: dict[str, Path], dsn: str, pid: int = 0
+    base: str, args, state: Seed, scripts: dict[str, Path], dsn: str, secret_key: str, pid: int = 0
 ) -> dict:
     secs, conns = args.seconds, args.connections
     groups = args.only or list(GROUPS)
@@ -461,6 +475,8 @@ def bench_app(
         results |= bench_etag(first_page, secs, conns, pid)
     if "search" in groups:
         results |= bench_search(base, args, dsn, first_page)
+    if "cursor" in groups:
+        results |= bench_cursor_pages(base, args, state, dsn, secret_key)
     return results
 
 
@@ -536,6 +552,72 @@ def bench_etag(first_page: str, seconds: int, connections: int, pid: int) -> dic
 def server_cpu_seconds(pid: int) -> float:
     """CPU time of the server and its workers so far."""
     return sum(cpu_seconds(p) for p in [pid, *children(pid)])
+
+
+# --- Cursor pages at depth -------------------------------------------------------------------
+
+CURSOR_DEPTH = 50_000
+# The `depth`th post of a list (published, newest first), and a page's ids as the app picks
+# them: after an offset, or after a cursor's post.
+NTH_POST = """SELECT date_posted, id FROM posts WHERE published{where}
+ORDER BY date_posted DESC, id DESC OFFSET %(before)s LIMIT 1"""
+PAGE_BY_OFFSET = """SELECT id FROM posts WHERE published
+ORDER BY date_posted DESC, id DESC OFFSET %(depth)s LIMIT 11"""
+PAGE_AFTER_CURSOR = """SELECT id FROM posts
+WHERE published AND (date_posted, id) < (%(date)s, %(id)s)
+ORDER BY date_posted DESC, id DESC LIMIT 11"""
+
+
+def cursor_at_depth(dsn: str, secret_key: str, depth: int, where: str = "", **params) -> str:
+    """The cursor the app gives after the `depth`th post of a list, found with SQL (not by
+    walking the pages) and encoded as the app encodes it."""
+    sys.path.insert(0, str(PROJECT_DIR))
+    from cursors import Position, cursor_key, encode_cursor
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(NTH_POST.format(where=where), {**params, "before": depth - 1}).fetchone()
+    return encode_cursor(Position(*row), cursor_key(secret_key))
+
+
+def bench_cursor_pages(base: str, args, state: Seed, dsn: str, secret_key: str) -> dict:
+    """Each list's first page and a page far down it by cursor, in alternate runs (the
+    machine's drift hits both alike): all posts 50,000 down (three rounds), a user's and a
+    tag's posts half-way down (one round each)."""
+    user = state.users[0]["id"]
+    deep = cursor_at_depth(dsn, secret_key, min(CURSOR_DEPTH, args.posts // 2))
+    by_user = cursor_at_depth(
+        dsn, secret_key, args.posts // len(state.users) // 2, " AND user_id = %(user)s", user=user
+    )
+    by_tag = cursor_at_depth(dsn, secret_key, args.posts // N_TAGS // 2, " AND tags @> '{tag3}'")
+    lists = {  # name: (first page, deep page, rounds)
+        "cursor": (f"{base}/api/posts?limit=10", f"&cursor={deep}", 3),
+        "cursor_user": (f"{base}/api/users/{user}/posts?limit=10", f"&cursor={by_user}", 1),
+        "cursor_tag": (f"{base}/api/posts?tag=tag3&limit=10", f"&cursor={by_tag}", 1),
+    }
+    results = {}
+    for name, (first, cursor, rounds) in lists.items():
+        run_wrk(first + cursor, 1, args.connections)  # warm up the cursor statement too
+        runs: dict[str, list[Result]] = {"first": [], "deep": []}
+        for _ in range(rounds):
+            runs["first"].append(run_wrk(first, args.seconds, args.connections))
+            runs["deep"].append(run_wrk(first + cursor, args.seconds, args.connections))
+        results |= {f"{name}_{page}": average(*done) for page, done in runs.items()}
+    return results
+
+
+def explain_offset_and_cursor(dsn: str, depth: int) -> str:
+    """EXPLAIN ANALYZE of a page's ids `depth` posts down: by OFFSET, then after a cursor."""
+    with psycopg.connect(dsn) as conn:
+        nth = conn.execute(NTH_POST.format(where=""), {"before": depth - 1}).fetchone()
+        plans = []
+        for query, params in (
+            (PAGE_BY_OFFSET, {"depth": depth}),
+            (PAGE_AFTER_CURSOR, {"date": nth[0], "id": nth[1]}),
+        ):
+            plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {query}", params).fetchall()
+            literal = psycopg.ClientCursor(conn).mogrify(query, params)
+            plans.append(f"{literal}\n" + "\n".join(row[0] for row in plan))
+    return "\n\n".join(plans)
 
 
 # --- Deep pages next to everything else ------------------------------------------------------
@@ -718,6 +800,19 @@ def report(runs: dict[str, dict], memory: dict[str, tuple[float, float]]) -> str
         ),
         ("list / floor list", app.get("list"), floor.get("list"), 0.5),
         ("list_304 / list_200", app.get("list_304"), app.get("list_200"), 1.5),
+        ("cursor_deep / cursor_first", app.get("cursor_deep"), app.get("cursor_first"), 0.8),
+        (
+            "cursor_user_deep / cursor_user_first",
+            app.get("cursor_user_deep"),
+            app.get("cursor_user_first"),
+            0.8,
+        ),
+        (
+            "cursor_tag_deep / cursor_tag_first",
+            app.get("cursor_tag_deep"),
+            app.get("cursor_tag_first"),
+            0.8,
+        ),
         ("deep_page / floor deep_page", app.get("deep_page"), floor.get("deep_page"), 0.5),
         ("search_rare / list", app.get("search_rare"), app.get("list"), 0.5),
         ("search_common / list", app.get("search_common"), app.get("list"), 0.1),
@@ -788,15 +883,22 @@ def main() -> None:
             log = tmp / f"app-{workers}.log"
             with uvicorn("main:app", PROJECT_DIR, env, workers, log) as (base, pid):
                 if state is None:
+                    started = time.monotonic()
                     state = seed(base, dsn, args.users, args.posts)
                     scripts = write_scripts(state, tmp)
-                    sys.stderr.write(f"seeded {args.users} users, {args.posts} posts\n")
+                    seeded_in = time.monotonic() - started
+                    sys.stderr.write(
+                        f"seeded {args.users} users, {args.posts} posts in {seeded_in:.0f} s\n"
+                    )
                 with MemorySampler(pid) as sampler:
-                    runs[name] = bench_app(base, args, state, scripts, dsn, pid)
+                    runs[name] = bench_app(base, args, state, scripts, dsn, env["SECRET_KEY"], pid)
                 memory[name] = (sampler.worker_peak_mb(), sampler.total_peak_mb())
             sys.stderr.write(f"{name}: done\n")
         if args.floor:
             runs["floor"] = bench_floor(dsn, args, tmp)
+        if args.only and "cursor" in args.only:
+            depth = min(CURSOR_DEPTH, args.posts // 2)
+            sys.stdout.write(explain_offset_and_cursor(dsn, depth) + "\n\n")
 
     sys.stdout.write(report(runs, memory) + "\n")
     if args.json:

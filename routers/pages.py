@@ -21,15 +21,17 @@ from content import highlighted
 from database import ReadDep, SessionDep
 from routers.comments import fetch_comments_page
 from routers.posts import (
+    PageStart,
     PostReadDep,
     fetch_headlines,
     fetch_posts_page,
     fetch_search_page,
     page_offset,
+    page_start,
 )
 from routers.tags import TagName
 from routers.users import PublicUserDep
-from schemas import COMMENTS_PER_PAGE, MAX_SKIP, Detail, ResourceId, SearchWords, Skip
+from schemas import COMMENTS_PER_PAGE, MAX_SKIP, CursorParam, Detail, ResourceId, SearchWords, Skip
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -123,11 +125,20 @@ async def page_skip(session: SessionDep, skip: Annotated[int, Query(ge=0)] = 0) 
 PageSkip = Annotated[int, Depends(page_skip)]
 
 
+async def list_page_start(skip: PageSkip, cursor: CursorParam = None) -> PageStart:
+    """Where a list page starts, as in the API: after `skip` posts, or after a cursor's post
+    (where "Load more" links to, without JavaScript)."""
+    return await page_start(skip, cursor)
+
+
+ListStart = Annotated[PageStart, Depends(list_page_start)]
+
+
 @router.get("/", response_class=HTMLResponse)
 @router.get("/posts", response_class=HTMLResponse)
-async def home_page(request: Request, skip: PageSkip, db: ReadDep) -> HTMLResponse:
+async def home_page(request: Request, start: ListStart, db: ReadDep) -> HTMLResponse:
     """The newest posts; "Load more" fetches the next pages from the API."""
-    page = await fetch_posts_page(db, skip=skip, limit=None)
+    page = await fetch_posts_page(db, skip=start.skip, after=start.after, limit=None)
     return render(
         request, "home.html", {"page": page, "posts_api": "/api/posts", "list_url": "/posts"}
     )
@@ -143,9 +154,9 @@ async def post_page(
 
 
 @router.get("/tags/{name}", response_class=HTMLResponse)
-async def tag_page(request: Request, tag: TagName, skip: PageSkip, db: ReadDep) -> HTMLResponse:
+async def tag_page(request: Request, tag: TagName, start: ListStart, db: ReadDep) -> HTMLResponse:
     """The published posts with a tag, newest first."""
-    page = await fetch_posts_page(db, skip=skip, limit=None, tag=tag)
+    page = await fetch_posts_page(db, skip=start.skip, after=start.after, limit=None, tag=tag)
     return render(
         request,
         "tag_posts.html",
@@ -187,12 +198,14 @@ async def search_page(request: Request, skip: PageSkip, db: ReadDep, q: str = ""
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)
 async def user_posts_page(
     request: Request,
-    skip: PageSkip,
+    start: ListStart,
     user: PublicUserDep,
     db: ReadDep,
 ) -> HTMLResponse:
     """A user's posts, newest first."""
-    page = await fetch_posts_page(db, skip=skip, limit=None, user_id=user.id)
+    page = await fetch_posts_page(
+        db, skip=start.skip, after=start.after, limit=None, user_id=user.id
+    )
     return render(
         request,
         "user_posts.html",

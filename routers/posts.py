@@ -7,9 +7,11 @@ from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    DateTime,
     Integer,
     Row,
     Select,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import array
@@ -35,10 +38,12 @@ from auth import CurrentUser, ViewerId
 from caching import CACHED, no_store
 from config import settings
 from content import MARK_END, MARK_START, render_post
+from cursors import InvalidCursor, Position, cursor_key, decode_cursor, encode_cursor
 from database import ReadDep, SessionDep, mark_expensive_read
 from ratelimit import post_limit
 from schemas import (
     MAX_SKIP,
+    CursorParam,
     Detail,
     Limit,
     PaginatedPosts,
@@ -59,6 +64,12 @@ from schemas import (
 router = APIRouter(prefix="/api/posts", tags=["posts"], responses=errors(503))
 
 NEWEST_FIRST = (models.Post.date_posted.desc(), models.Post.id.desc())
+# After the cursor's post in that order: one row comparison on the index's own columns, so
+# PostgreSQL starts the index scan right there (an `Index Cond`), at any depth.
+AFTER_CURSOR = tuple_(models.Post.date_posted, models.Post.id) < tuple_(
+    bindparam("after_date", type_=DateTime(timezone=True)),
+    bindparam("after_id", type_=Integer),
+)
 
 
 def visible_to(viewer_id: int | BindParameter[int] | None) -> ColumnElement[bool]:
@@ -106,9 +117,9 @@ POST_COLUMNS = (
 )
 
 
-# The total is counted exactly up to this many posts, then estimated. The bound is the
-# smallest that keeps `has_more` exact on every page `skip` allows (the deepest page ends at
-# MAX_SKIP + 100): beyond it the total only informs.
+# The total is counted exactly up to this many posts, then estimated: exact as far as `skip`
+# reaches (the deepest page ends at MAX_SKIP + 100); beyond, it only informs. (`has_more` and
+# `next_cursor` come from the page itself, one post more than asked for.)
 COUNTED_UP_TO = MAX_SKIP + 100 + 1
 
 
@@ -132,27 +143,26 @@ class ListKind:
 
 
 @cache
-def page_statement(kind: ListKind) -> tuple[Select[Any], Select[int]]:
+def page_statement(kind: ListKind, after_cursor: bool = False) -> tuple[Select[Any], Select[int]]:
     """One page of posts with their authors and the total in one round trip; and the count
     alone, for a page past the end.
 
-    The page's ids are picked from the (date_posted, id) index alone, so a deep page skips index
-    entries, not joined rows; only those posts are then read and joined to their authors. The
-    total is an uncorrelated subquery, computed once, counting at most COUNTED_UP_TO posts
-    (`estimate_total` says how many beyond). Built once per kind of list, with bound
-    parameters, so each request skips statement construction and goes straight to
-    SQLAlchemy's compiled cache.
+    The page's ids are picked from the (date_posted, id) index alone: after `skip` index
+    entries, or (`after_cursor`) right after the cursor's post, where the index scan starts;
+    only those posts are then read and joined to their authors. The total is an uncorrelated
+    subquery, computed once, counting at most COUNTED_UP_TO posts of the whole list
+    (`estimate_total` says how many beyond), whatever the page. Built once per kind of list
+    and of paging, with bound parameters, so each request skips statement construction and
+    goes straight to SQLAlchemy's compiled cache.
     """
     Post, User = models.Post, models.User
     conditions = kind.conditions()
-    page_ids = (
-        select(Post.id)
-        .where(*conditions)
-        .order_by(*NEWEST_FIRST)
-        .offset(bindparam("skip"))
-        .limit(bindparam("limit"))
-        .subquery()
-    )
+    newest_first = select(Post.id).where(*conditions).order_by(*NEWEST_FIRST)
+    if after_cursor:
+        newest_first = newest_first.where(AFTER_CURSOR)
+    else:
+        newest_first = newest_first.offset(bindparam("skip"))
+    page_ids = newest_first.limit(bindparam("limit")).subquery()
     # `count(*)` walks every row it counts: bounded, it costs about a millisecond whatever the
     # table holds (a counter kept by triggers would serialise every new post on one row, and
     # need one counter per filter).
@@ -234,7 +244,8 @@ def post_fields(row: Row[Any]) -> dict[str, Any]:
 async def fetch_posts_page(
     db: AsyncConnection | AsyncSession,
     *,
-    skip: int,
+    skip: int = 0,
+    after: Position | None = None,
     limit: int | None,
     user_id: int | None = None,
     tag: str | None = None,
@@ -242,16 +253,25 @@ async def fetch_posts_page(
 ) -> PaginatedPosts:
     """One page of posts, newest first, with their authors: one query (two past the last page).
 
+    The page starts after `skip` posts, or right after the post `after` names (a cursor).
     Published posts only; with `viewer_id`, what that user sees (their own list, drafts too).
     The hottest read of the app, so it reads plain rows rather than ORM objects, and validates
     the whole page once.
     """
     limit = limit or settings.posts_per_page
-    params = {"skip": skip, "limit": limit, "user_id": user_id, "tag": tag, "viewer_id": viewer_id}
+    params = {
+        "skip": skip,
+        "after_date": after.date_posted if after else None,
+        "after_id": after.id if after else None,
+        "limit": limit + 1,  # one more: whether a next page exists, exactly
+        "user_id": user_id,
+        "tag": tag,
+        "viewer_id": viewer_id,
+    }
     kind = ListKind(
         by_user=user_id is not None, by_tag=tag is not None, as_viewer=viewer_id is not None
     )
-    page, count = page_statement(kind)
+    page, count = page_statement(kind, after_cursor=after is not None)
     rows = (await db.execute(page, params)).all()
     if rows:
         total = rows[0].total
@@ -259,16 +279,23 @@ async def fetch_posts_page(
         total = await db.scalar(count, params)
     if total >= COUNTED_UP_TO:
         total = await estimate_total(db, kind, params)
-    posts = [post_fields(row) for row in rows]
+    rows, rest = rows[:limit], rows[limit:]
     return PaginatedPosts.model_validate(
         {
-            "posts": posts,
+            "posts": [post_fields(row) for row in rows],
             "total": total,
             "skip": skip,
             "limit": limit,
-            "has_more": skip + len(posts) < total,
+            "has_more": bool(rest),
+            "next_cursor": cursor_after(rows[-1]) if rest else None,
         }
     )
+
+
+def cursor_after(row: Row[Any]) -> str:
+    """The cursor of the page that follows the post of `row` (a row of POST_COLUMNS)."""
+    position = Position(date_posted=row.date_posted, id=row.id)
+    return encode_cursor(position, cursor_key(settings.jwt_secret))
 
 
 async def estimate_total(
@@ -454,6 +481,34 @@ async def page_offset(session: SessionDep, skip: Skip = 0) -> int:
 SkipDep = Annotated[int, Depends(page_offset)]
 
 
+@dataclass(frozen=True)
+class PageStart:
+    """Where a page of a list starts: after `skip` posts, or right after a cursor's post."""
+
+    skip: int = 0
+    after: Position | None = None
+
+
+async def page_start(skip: SkipDep, cursor: CursorParam = None) -> PageStart:
+    """`skip`, or the position a cursor names; a cursor the app did not write is a 422."""
+    if cursor is None:
+        return PageStart(skip=skip)
+    if skip:
+        raise invalid_query("skip", Detail.CURSOR_WITH_SKIP)
+    try:
+        return PageStart(after=decode_cursor(cursor, cursor_key(settings.jwt_secret)))
+    except InvalidCursor:
+        raise invalid_query("cursor", Detail.INVALID_CURSOR) from None
+
+
+def invalid_query(name: str, message: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own for a query parameter."""
+    return RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": message}])
+
+
+PageStartDep = Annotated[PageStart, Depends(page_start)]
+
+
 async def read_post(
     db: AsyncConnection | AsyncSession, post_id: int, viewer_id: int | None
 ) -> PostResponse | None:
@@ -531,13 +586,20 @@ async def rendered(content: str) -> dict[str, Any]:
 
 @router.get("", response_model=PaginatedPosts, dependencies=[CACHED])
 async def list_posts(
-    skip: SkipDep, db: ReadDep, limit: Limit = None, tag: TagFilter = None, q: SearchText = None
+    start: PageStartDep,
+    db: ReadDep,
+    limit: Limit = None,
+    tag: TagFilter = None,
+    q: SearchText = None,
 ) -> PaginatedPosts:
     """List published posts, newest first; `tag` keeps those with that tag; `q` searches
-    them (title, tags and content), most relevant first."""
+    them (title, tags and content), most relevant first. Page on with `cursor=` (the previous
+    page's `next_cursor`; not with `q`, whose pages go by relevance), or with `skip`."""
     if q is not None:
-        return await fetch_search_page(db, q=q, skip=skip, limit=limit, tag=tag)
-    return await fetch_posts_page(db, skip=skip, limit=limit, tag=tag)
+        if start.after is not None:
+            raise invalid_query("cursor", Detail.CURSOR_WITH_SEARCH)
+        return await fetch_search_page(db, q=q, skip=start.skip, limit=limit, tag=tag)
+    return await fetch_posts_page(db, skip=start.skip, after=start.after, limit=limit, tag=tag)
 
 
 @router.post(

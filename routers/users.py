@@ -50,7 +50,7 @@ from ratelimit import (
     register_limit,
     upload_limit,
 )
-from routers.posts import SkipDep, fetch_posts_page
+from routers.posts import PageStartDep, fetch_posts_page
 from schemas import (
     LOGIN_FORM_OPENAPI,
     Detail,
@@ -293,11 +293,13 @@ async def read_me(user: CurrentUser) -> models.User:
     dependencies=[PRIVATE_ROUTE],
 )
 async def list_my_posts(
-    skip: SkipDep, user: CurrentUser, db: SessionDep, limit: Limit = None
+    start: PageStartDep, user: CurrentUser, db: SessionDep, limit: Limit = None
 ) -> PaginatedPosts:
-    """Your own posts, drafts included, newest first."""
+    """Your own posts, drafts included, newest first; `cursor=` or `skip` pages on."""
     # Your own data: on the session (the primary) that just loaded you, never cached.
-    return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id, viewer_id=user.id)
+    return await fetch_posts_page(
+        db, skip=start.skip, after=start.after, limit=limit, user_id=user.id, viewer_id=user.id
+    )
 
 
 @router.patch(
@@ -440,10 +442,12 @@ async def get_user(user: PublicUserDep) -> UserPublic:
     "/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404), dependencies=[CACHED]
 )
 async def list_user_posts(
-    skip: SkipDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
+    start: PageStartDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
 ) -> PaginatedPosts:
-    """A user's posts, newest first."""
-    return await fetch_posts_page(db, skip=skip, limit=limit, user_id=user.id)
+    """A user's posts, newest first; `cursor=` or `skip` pages on."""
+    return await fetch_posts_page(
+        db, skip=start.skip, after=start.after, limit=limit, user_id=user.id
+    )
 
 
 @router.patch("/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413))

@@ -34,6 +34,7 @@ async def test_home_page_renders_newest_posts_on_the_server(client, alice, path)
     assert html.index("Post 3") < html.index("Post 2") < html.index("Post 1")
     assert 'href="/users/' in html
     assert 'id="load-more"' not in html
+    assert 'data-next-cursor=""' in html
 
 
 async def test_home_page_shows_an_empty_state_without_posts(client):
@@ -46,9 +47,40 @@ async def test_home_page_renders_one_page_and_links_load_more_to_the_next(client
     await create_posts(client, headers, 15)
     html = assert_html(await client.get("/"))
     assert html.count('class="card post-card"') == 10
-    assert 'href="/posts?skip=10"' in html
     assert 'data-api="/api/posts"' in html
-    assert 'data-next-skip="10"' in html
+    next_cursor = (await client.get("/api/posts")).json()["next_cursor"]
+    assert f'data-next-cursor="{next_cursor}"' in html  # "Load more" asks the API for it
+    assert f'href="/posts?cursor={next_cursor}"' in html  # and links to it, without scripts
+
+
+TITLE = re.compile(r'<h2 class="post-title"><a href="/posts/\d+">([^<]+)</a>')
+
+
+async def test_list_pages_follow_a_cursor_to_the_posts_after_it(client, alice):
+    user, headers = alice
+    await create_posts(client, headers, 15)
+    for path in ("/posts", f"/users/{user['id']}/posts"):
+        html = assert_html(await client.get(path))
+        shown = TITLE.findall(html)
+        link = re.search(r'id="load-more" href="([^"]+)"', html)
+        assert link is not None
+        listed = (await client.get(f"/api{path}?limit=100")).json()["posts"]
+        everything = [post["title"] for post in listed]
+        assert len(shown) == 10 and len(everything) > 10
+        await create_test_post(client, headers, title="Written meanwhile")
+        html = assert_html(await client.get(link[1]))
+        assert TITLE.findall(html) == everything[len(shown) :]
+        assert 'id="load-more"' not in html
+
+
+@pytest.mark.parametrize("query", ["cursor=junk", "cursor=", "skip=3&cursor={cursor}"])
+async def test_list_pages_refuse_a_bad_cursor_with_an_html_422(client, alice, query):
+    user, headers = alice
+    await create_posts(client, headers, 11)
+    cursor = (await client.get("/api/posts")).json()["next_cursor"]
+    for path in ("/posts", f"/users/{user['id']}/posts", "/tags/python"):
+        response = await client.get(f"{path}?{query.format(cursor=cursor)}")
+        assert "Invalid request" in assert_html(response, 422)
 
 
 async def test_home_page_with_skip_renders_the_next_page_without_javascript(client, alice):
@@ -83,7 +115,8 @@ async def test_user_posts_page_links_load_more_to_its_own_next_page(client, alic
     user, headers = alice
     await create_posts(client, headers, 11)
     html = assert_html(await client.get(f"/users/{user['id']}/posts"))
-    assert f'href="/users/{user["id"]}/posts?skip=10"' in html
+    cursor = (await client.get(f"/api/users/{user['id']}/posts")).json()["next_cursor"]
+    assert f'href="/users/{user["id"]}/posts?cursor={cursor}"' in html
 
 
 async def test_user_posts_page_of_missing_user_is_an_html_404(client):

@@ -113,7 +113,14 @@ async def test_get_post_with_invalid_id_is_422(client, post_id):
 async def test_list_posts_when_empty(client):
     response = await client.get("/api/posts")
     assert response.status_code == 200
-    assert response.json() == {"posts": [], "total": 0, "skip": 0, "limit": 10, "has_more": False}
+    assert response.json() == {
+        "posts": [],
+        "total": 0,
+        "skip": 0,
+        "limit": 10,
+        "has_more": False,
+        "next_cursor": None,
+    }
 
 
 async def test_list_posts_newest_first(client, alice):
@@ -152,7 +159,14 @@ async def test_list_posts_skip_past_the_end_is_an_empty_page(client, alice):
     _, headers = alice
     await create_test_post(client, headers)
     body = (await client.get("/api/posts", params={"skip": 50})).json()
-    assert body == {"posts": [], "total": 1, "skip": 50, "limit": 10, "has_more": False}
+    assert body == {
+        "posts": [],
+        "total": 1,
+        "skip": 50,
+        "limit": 10,
+        "has_more": False,
+        "next_cursor": None,
+    }
 
 
 async def test_list_posts_default_limit_is_posts_per_page(client, alice):

@@ -12,12 +12,13 @@ button?.addEventListener("click", async (event) => {
   error.hidden = true;
   try {
     const url = new URL(list.dataset.api, window.location.origin); // may carry ?tag= already
-    url.searchParams.set("skip", list.dataset.nextSkip);
+    // The cursor names the last post shown: the next ones, whatever was posted since.
+    url.searchParams.set("cursor", list.dataset.nextCursor);
     url.searchParams.set("limit", list.dataset.limit);
     const page = await api(`${url.pathname}${url.search}`);
     list.append(...page.posts.map(postCard));
-    list.dataset.nextSkip = page.skip + page.posts.length;
-    button.parentElement.hidden = !page.has_more;
+    list.dataset.nextCursor = page.next_cursor ?? "";
+    button.parentElement.hidden = page.next_cursor === null;
   } catch (failure) {
     error.textContent = failure.message;
     error.hidden = false;

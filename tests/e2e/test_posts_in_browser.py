@@ -1,11 +1,21 @@
 """Reading and writing posts in Chromium, as a person would."""
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Dialog, Locator, Page, expect
 
-from tests.e2e.helpers import PASSWORD, create_post, create_user, log_in, path_of, shot, unique
+from tests.e2e.helpers import (
+    PASSWORD,
+    User,
+    create_post,
+    create_user,
+    log_in,
+    path_of,
+    shot,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -101,15 +111,20 @@ def test_other_user_sees_no_edit_controls_and_is_refused_when_forcing_them(page:
     expect(page.locator("#post-title")).to_have_text("Not yours to edit")
 
 
-def test_load_more_appends_the_rest_of_fifteen_posts(page: Page, api, live_server):
+def show_fifteen_numbered_posts(page: Page, api) -> tuple[User, Locator]:
+    """A new author's posts "Numbered 1" to "Numbered 15" and their page, the first ten shown."""
     author = create_user(api)
     for number in range(1, 16):
         create_post(api, author, f"Numbered {number} {author.username}")
-
     page.goto(f"/users/{author.id}/posts")
     cards = page.locator(".post-card")
     expect(cards).to_have_count(10)
     expect(cards.first).to_contain_text(f"Numbered 15 {author.username}")
+    return author, cards
+
+
+def test_load_more_appends_the_rest_of_fifteen_posts(page: Page, api, live_server):
+    author, cards = show_fifteen_numbered_posts(page, api)
     page.get_by_role("link", name="Load more").click()
     expect(cards).to_have_count(15)
     expect(cards.last).to_contain_text(f"Numbered 1 {author.username}")
@@ -125,6 +140,25 @@ def test_load_more_appends_the_rest_of_fifteen_posts(page: Page, api, live_serve
     page.get_by_role("link", name="Load more").click()
     expect(oldest).to_be_visible()
     assert cards.count() > 10
+
+
+def test_load_more_asks_for_the_posts_after_the_last_one_shown(page: Page, api):
+    """Posts written after the page was shown do not shift what "Load more" brings: it asks
+    with the cursor of the last post shown, not with an offset."""
+    author, cards = show_fifteen_numbered_posts(page, api)
+    expect(cards.last).to_contain_text(f"Numbered 6 {author.username}")
+    for number in range(16, 19):
+        create_post(api, author, f"Numbered {number} {author.username}")
+
+    with page.expect_response(lambda response: "/posts?" in response.url) as answer:
+        page.get_by_role("link", name="Load more").click()
+    query = parse_qs(urlsplit(answer.value.url).query)
+    assert set(query) == {"cursor", "limit"}
+    assert answer.value.ok
+    expect(cards).to_have_count(15)
+    appended = [cards.nth(index).locator("h2").inner_text() for index in range(10, 15)]
+    assert appended == [f"Numbered {n} {author.username}" for n in range(5, 0, -1)]
+    expect(page.get_by_role("link", name="Load more")).to_be_hidden()
 
 
 def test_hostile_title_and_username_stay_text(page: Page, api):
@@ -196,7 +230,7 @@ def test_pages_show_their_content_without_javascript(new_page, api, live_server)
     expect(page.locator(".post-card")).to_have_count(10)
     shot(page, "home-without-javascript")
     page.get_by_role("link", name="Load more").click()  # a plain link to the next page
-    expect(page).to_have_url(f"{live_server}/posts?skip=10")
+    expect(page).to_have_url(re.compile(rf"^{live_server}/posts\?cursor=[\w-]+$"))
     expect(page.get_by_role("link", name="Readable without scripts")).to_be_visible()
 
     page.goto(f"/posts/{post['id']}")

@@ -427,9 +427,10 @@ def _headline(
 
 
 # What a reader sees of a post: its rendered HTML without the tags (the serialiser quotes every
-# attribute value with `"`), not its Markdown source, whose `**`, `[...](...)` and `#` would show.
-# The entities left (`&amp;`, `&lt;`...) are decoded in fetch_headlines.
-POST_TEXT = func.regexp_replace(models.Post.content_html, '<(?:[^>"]|"[^"]*")*>', " ", "g")
+# attribute value with `"`; blocks end with a line break, so words stay apart, and "*sun*." stays
+# "sun."), not its Markdown source, whose `**`, `[...](...)` and `#` would show. The entities
+# left (`&amp;`, `&lt;`...) are decoded in fetch_headlines.
+POST_TEXT = func.regexp_replace(models.Post.content_html, '<(?:[^>"]|"[^"]*")*>', "", "g")
 HEADLINES = select(
     models.Post.id,
     _headline(models.Post.title, HEADLINE_OPTIONS + ", HighlightAll=true"),

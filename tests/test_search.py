@@ -321,15 +321,15 @@ async def test_the_search_page_shows_a_posts_text_not_its_markdown(client, alice
     _, headers = alice
     content = (
         '# Growing **tomatoes**\n\nSee [the guide](https://example.com/guide "a>b") and'
-        " ![a picture](https://example.com/p.png).\n\n- one *tomato* & 3 < 4 tomato"
+        " ![a picture](https://example.com/p.png), *sun*.\n\n- one *tomato* & 3 < 4 tomato"
     )
     await write(client, headers, title="Pots", content=content)
     response = await client.get("/search", params={"q": "tomato"})
     assert response.status_code == 200
     excerpt = response.text.split('class="post-excerpt">', 1)[1].split("</p>", 1)[0]
     assert excerpt == (
-        "Growing <mark>tomatoes</mark> See the guide and . one <mark>tomato</mark> &amp; 3 &lt; 4"
-        " <mark>tomato</mark>"
+        "Growing <mark>tomatoes</mark> See the guide and , sun."
+        " one <mark>tomato</mark> &amp; 3 &lt; 4 <mark>tomato</mark>"
     )
 
 

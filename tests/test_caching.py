@@ -11,7 +11,13 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import caching
-from caching import Conditional, Remembered, entity_tag, requested_tags
+from caching import (
+    MAX_CONDITION_LENGTH,
+    Conditional,
+    Remembered,
+    entity_tag,
+    requested_tags,
+)
 from database import get_db
 from main import app
 from schemas import Detail
@@ -322,6 +328,17 @@ def test_if_none_match_is_parsed_as_a_list_of_opaque_tags():
     assert requested_tags('"a" "b"') is None
     assert requested_tags("a") is None
     assert requested_tags("") is None
+
+
+async def test_an_overlong_if_none_match_is_no_condition(client, alice):
+    """Megabytes of tags are not parsed: the list counts as none, so the answer is a 200."""
+    tag = await tag_of(client, "/api/posts")
+    others = ", ".join(f'"{n:032x}"' for n in range(200))  # 7,198 characters
+    within = await client.get("/api/posts", headers={"If-None-Match": f"{others}, {tag}"})
+    assert within.status_code == 304
+    overlong = f'"{"y" * MAX_CONDITION_LENGTH}", {tag}'
+    beyond = await client.get("/api/posts", headers={"If-None-Match": overlong})
+    assert beyond.status_code == 200 and beyond.headers["etag"] == tag
 
 
 def test_a_tag_is_a_weak_hash_of_the_body():

@@ -165,9 +165,11 @@ async def check_snapshot(conditional: Conditional, connection: AsyncConnection) 
 
 
 def url_key(scope: Scope) -> str:
-    path: str = scope["path"]
-    query: bytes = scope["query_string"]
-    return path + ("?" + query.decode("latin-1") if query else "")
+    """What the memo knows a URL by: a hash of its path and query, a few bytes however long
+    the URL (the server takes 64 KB ones: kept whole, MAX_REMEMBERED of them were 640 MB)."""
+    path = scope["path"].encode()  # decoded: may hold "?" (%3F), hence its length first
+    url = b"%d:%s?%s" % (len(path), path, scope["query_string"])
+    return hashlib.blake2b(url, digest_size=16).hexdigest()
 
 
 async def conditional(request: Request) -> None:

@@ -9,6 +9,7 @@ is tested under a frozen snapshot (REPEATABLE READ) and with real commits.
 import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Scope
 
 import caching
 from caching import (
@@ -17,6 +18,7 @@ from caching import (
     Remembered,
     entity_tag,
     requested_tags,
+    url_key,
 )
 from database import get_db
 from main import app
@@ -364,6 +366,23 @@ def test_remembered_tags_are_bounded(monkeypatch):
         remembered.put("1:1:", f"/api/posts/{n}", f'W/"{n}"')
     assert len(remembered.tags) <= 2
     assert remembered.get("1:1:", "/api/posts/2") == 'W/"2"'
+
+
+def test_the_memo_knows_a_url_by_a_few_bytes_however_long():
+    def scope(path: str, query: bytes) -> Scope:
+        return {"type": "http", "path": path, "query_string": query}
+
+    long = url_key(scope("/api/posts", b"pad=" + b"a" * 60_000))
+    assert len(long) == 32
+    keys = {
+        long,
+        url_key(scope("/api/posts", b"")),
+        url_key(scope("/api/posts", b"skip=10")),
+        url_key(scope("/api/posts/1", b"")),
+        url_key(scope("/api/posts?x", b"")),  # %3F in the path
+        url_key(scope("/api/posts", b"x?")),
+    }
+    assert len(keys) == 6  # distinct URLs, distinct keys
 
 
 def test_a_star_matches_any_tag_and_no_header_matches_none():

@@ -65,12 +65,16 @@ SCOPE_KEY = "blog.conditional"
 ENTITY_TAG = re.compile(r'\s*(?:W/)?"([^"]*)"\s*(?:,|$)')
 # Remembered tags per worker, for one snapshot: at most this many URLs (then forgotten at once).
 MAX_REMEMBERED = 10_000
+# A longer `If-None-Match` counts as none (a 200, never a wrong 304). A client holds one tag per
+# URL, a cache a few: 8 KB is over two hundred. Without a bound, the server (which limits no
+# header) parsed megabytes into a set of tags three times their size, on the event loop.
+MAX_CONDITION_LENGTH = 8192
 
 
 def requested_tags(header: str | None) -> frozenset[str] | None:
     """The opaque tags of an `If-None-Match` (weak or not: GET compares weakly); `None` for
-    none, `{"*"}` for `*`. A malformed list counts as no condition."""
-    if header is None:
+    none, `{"*"}` for `*`. A malformed or overlong list counts as no condition."""
+    if header is None or len(header) > MAX_CONDITION_LENGTH:
         return None
     if header.strip() == "*":
         return frozenset({"*"})
@@ -161,9 +165,11 @@ async def check_snapshot(conditional: Conditional, connection: AsyncConnection) 
 
 
 def url_key(scope: Scope) -> str:
-    path: str = scope["path"]
-    query: bytes = scope["query_string"]
-    return path + ("?" + query.decode("latin-1") if query else "")
+    """What the memo knows a URL by: a hash of its path and query, a few bytes however long
+    the URL (the server takes 64 KB ones: kept whole, MAX_REMEMBERED of them were 640 MB)."""
+    path = scope["path"].encode()  # decoded: may hold "?" (%3F), hence its length first
+    url = b"%d:%s?%s" % (len(path), path, scope["query_string"])
+    return hashlib.blake2b(url, digest_size=16).hexdigest()
 
 
 async def conditional(request: Request) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from http_methods import allowed_methods, route_path
 from routers.pages import render_error_page
 from schemas import Detail
 
@@ -28,6 +29,11 @@ def is_page(request: Request) -> bool:
 
 
 async def on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        # The router names the methods of the first route on the path only; `Allow` must
+        # list them all, as OPTIONS does (/api/comments/{id} has PATCH and DELETE).
+        allowed, _ = allowed_methods(request.app.routes, route_path(request.scope))
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
     if is_page(request):
         return render_error_page(request, exc.status_code, exc.detail, exc.headers)
     return await http_exception_handler(request, exc)

@@ -64,8 +64,9 @@ if settings.cors_origins:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID"],
+        # A client of another origin revalidates with the ETag it can read (caching.py).
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match"],
+        expose_headers=["X-Request-ID", "ETag"],
     )
 if settings.metrics_enabled:
     app.add_middleware(metrics.MetricsMiddleware)

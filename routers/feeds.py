@@ -8,10 +8,11 @@ for a reader that already has it.
 """
 
 import math
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -144,8 +145,21 @@ async def sitemap(db: ReadDep) -> Response:
     return xml_response(await run_in_threadpool(sitemap_index, paths), SITEMAP)
 
 
+# `n` as the index writes it: no other spelling (01, +1, 1.0, " 1") names the same sitemap.
+SITEMAP_NUMBER = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def sitemap_number(number: str) -> int:
+    """The `{number}` of a numbered sitemap; any other text names none: 404."""
+    if SITEMAP_NUMBER.fullmatch(number) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.SITEMAP_NOT_FOUND)
+    return int(number)
+
+
 @router.get("/sitemap-{number}.xml")
-async def numbered_sitemap(number: Annotated[int, Path(ge=1)], db: ReadDep) -> Response:
+async def numbered_sitemap(
+    number: Annotated[int, Depends(sitemap_number)], db: ReadDep
+) -> Response:
     """The published posts and the users (with a published post) of one range of ids."""
     if number > await sitemap_count(db):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=Detail.SITEMAP_NOT_FOUND)

@@ -177,7 +177,7 @@ async def search_page(request: Request, skip: PageSkip, db: ReadDep, q: str = ""
     """Published posts that match `q`, most relevant first, the matching words marked; no
     `q`: the search box alone."""
     context: dict[str, Any] = {"q": q}
-    if not q:
+    if not q.strip():  # the header's box sent empty, or spaces: nothing asked yet
         return render(request, "search.html", context)
     try:
         words = SEARCH_WORDS.validate_python(q)

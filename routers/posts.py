@@ -1,5 +1,6 @@
 """JSON API for posts."""
 
+import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -443,27 +444,42 @@ EXCERPT_OPTIONS = (
 )
 
 
-def _headline(column: InstrumentedAttribute[str], options: str) -> ColumnElement[str]:
-    without_marks = func.translate(column, MARK_START + MARK_END, "")
+def _headline(
+    text: InstrumentedAttribute[str] | ColumnElement[str], options: str
+) -> ColumnElement[str]:
+    without_marks = func.translate(text, MARK_START + MARK_END, "")
     return func.ts_headline(
         literal_column("'english'::regconfig"), without_marks, SEARCH_QUERY, options
     )
 
 
+# What a reader sees of a post: its rendered HTML without the tags (the serialiser quotes every
+# attribute value with `"`; blocks end with a line break, so words stay apart, and "*sun*." stays
+# "sun."), not its Markdown source, whose `**`, `[...](...)` and `#` would show. The entities
+# left (`&amp;`, `&lt;`...) are decoded in fetch_headlines.
+POST_TEXT = func.regexp_replace(models.Post.content_html, '<(?:[^>"]|"[^"]*")*>', "", "g")
 HEADLINES = select(
     models.Post.id,
     _headline(models.Post.title, HEADLINE_OPTIONS + ", HighlightAll=true"),
-    _headline(models.Post.content, EXCERPT_OPTIONS),
-).where(models.Post.id == func.any(bindparam("ids", type_=postgresql.ARRAY(Integer))))
+    _headline(POST_TEXT, EXCERPT_OPTIONS),
+).where(
+    models.Post.id == func.any(bindparam("ids", type_=postgresql.ARRAY(Integer))),
+    visible_to(None),
+)
 
 
 async def fetch_headlines(
     db: AsyncConnection | AsyncSession, q: str, post_ids: list[int]
 ) -> dict[int, tuple[str, str]]:
-    """Each post's title and an excerpt of its content, the words that match `q` between
-    MARK_START and MARK_END (content.highlighted)."""
+    """The title and an excerpt of the text of each of these posts that is published, the
+    words that match `q` between MARK_START and MARK_END (content.highlighted), on one line.
+
+    A post unpublished or deleted since the search read it has none: the page shows it as
+    the search saw it, unmarked."""
     rows = await db.execute(HEADLINES, {"q": q, "ids": post_ids})
-    return {id_: (title, excerpt) for id_, title, excerpt in rows.all()}
+    return {
+        id_: (title, " ".join(html.unescape(excerpt).split())) for id_, title, excerpt in rows.all()
+    }
 
 
 # A page deeper than this walks over a thousand index entries (for its offset) on top of its

@@ -9,9 +9,17 @@ is tested under a frozen snapshot (REPEATABLE READ) and with real commits.
 import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Scope
 
 import caching
-from caching import Conditional, Remembered, entity_tag, requested_tags
+from caching import (
+    MAX_CONDITION_LENGTH,
+    Conditional,
+    Remembered,
+    entity_tag,
+    requested_tags,
+    url_key,
+)
 from database import get_db
 from main import app
 from schemas import Detail
@@ -324,6 +332,17 @@ def test_if_none_match_is_parsed_as_a_list_of_opaque_tags():
     assert requested_tags("") is None
 
 
+async def test_an_overlong_if_none_match_is_no_condition(client, alice):
+    """Megabytes of tags are not parsed: the list counts as none, so the answer is a 200."""
+    tag = await tag_of(client, "/api/posts")
+    others = ", ".join(f'"{n:032x}"' for n in range(200))  # 7,198 characters
+    within = await client.get("/api/posts", headers={"If-None-Match": f"{others}, {tag}"})
+    assert within.status_code == 304
+    overlong = f'"{"y" * MAX_CONDITION_LENGTH}", {tag}'
+    beyond = await client.get("/api/posts", headers={"If-None-Match": overlong})
+    assert beyond.status_code == 200 and beyond.headers["etag"] == tag
+
+
 def test_a_tag_is_a_weak_hash_of_the_body():
     assert entity_tag(b"x") == entity_tag(b"x")
     assert entity_tag(b"x") != entity_tag(b"y")
@@ -347,6 +366,23 @@ def test_remembered_tags_are_bounded(monkeypatch):
         remembered.put("1:1:", f"/api/posts/{n}", f'W/"{n}"')
     assert len(remembered.tags) <= 2
     assert remembered.get("1:1:", "/api/posts/2") == 'W/"2"'
+
+
+def test_the_memo_knows_a_url_by_a_few_bytes_however_long():
+    def scope(path: str, query: bytes) -> Scope:
+        return {"type": "http", "path": path, "query_string": query}
+
+    long = url_key(scope("/api/posts", b"pad=" + b"a" * 60_000))
+    assert len(long) == 32
+    keys = {
+        long,
+        url_key(scope("/api/posts", b"")),
+        url_key(scope("/api/posts", b"skip=10")),
+        url_key(scope("/api/posts/1", b"")),
+        url_key(scope("/api/posts?x", b"")),  # %3F in the path
+        url_key(scope("/api/posts", b"x?")),
+    }
+    assert len(keys) == 6  # distinct URLs, distinct keys
 
 
 def test_a_star_matches_any_tag_and_no_header_matches_none():

@@ -107,6 +107,14 @@ async def test_head_on_what_does_not_exist_is_a_404_without_body(client):
 async def test_head_on_a_route_without_get_is_still_refused(client):
     response = await client.head("/api/users")
     assert response.status_code == 405
+    assert response.headers["allow"] == "POST, OPTIONS"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT"])
+async def test_a_405_lists_every_method_of_the_path_as_options_does(client, method):
+    response = await client.request(method, "/api/comments/1")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "PATCH, DELETE, OPTIONS"
 
 
 async def test_head_is_counted_as_head_on_its_route(client, ids):

@@ -7,7 +7,14 @@ import pytest
 from sqlalchemy import text
 
 from content import MARK_END, MARK_START, highlighted
-from routers.posts import COUNTED_UP_TO, RANKED_MATCHES, SearchKind, search_statement
+from routers import pages
+from routers.posts import (
+    COUNTED_UP_TO,
+    RANKED_MATCHES,
+    SearchKind,
+    fetch_headlines,
+    search_statement,
+)
 from schemas import MAX_SEARCH_LENGTH, one_negation_between_words
 
 pytestmark = pytest.mark.anyio
@@ -308,6 +315,65 @@ async def test_the_search_page_escapes_titles_and_content(client, alice):
     assert "&lt;script&gt;alert(1)&lt;/script&gt; <mark>evil</mark>" in body
     assert "\x02" not in body and "\x03" not in body
     assert body.count("<mark>") == body.count("</mark>") == 2
+
+
+async def test_the_search_page_shows_a_posts_text_not_its_markdown(client, alice):
+    _, headers = alice
+    content = (
+        '# Growing **tomatoes**\n\nSee [the guide](https://example.com/guide "a>b") and'
+        " ![a picture](https://example.com/p.png), *sun*.\n\n- one *tomato* & 3 < 4 tomato"
+    )
+    await write(client, headers, title="Pots", content=content)
+    response = await client.get("/search", params={"q": "tomato"})
+    assert response.status_code == 200
+    excerpt = response.text.split('class="post-excerpt">', 1)[1].split("</p>", 1)[0]
+    assert excerpt == (
+        "Growing <mark>tomatoes</mark> See the guide and , sun."
+        " one <mark>tomato</mark> &amp; 3 &lt; 4 <mark>tomato</mark>"
+    )
+
+
+async def test_headlines_are_only_of_published_posts(client, db_session, alice):
+    _, headers = alice
+    draft = await write(client, headers, title="Secret zebra", content="zebra", published=False)
+    public = await write(client, headers, title="Public zebra", content="zebra")
+    headlines = await fetch_headlines(db_session, "zebra", [draft["id"], public["id"]])
+    assert list(headlines) == [public["id"]]
+
+
+async def test_a_post_unpublished_between_the_search_and_its_highlights_shows_unmarked(
+    client, db_session, alice, monkeypatch
+):
+    _, headers = alice
+    post = await write(client, headers, title="Quokka facts", content="quokka secrets later")
+    real = fetch_headlines
+
+    async def unpublished_meanwhile(db, q, post_ids):
+        await db_session.execute(text("UPDATE posts SET published = false, title = 'Hidden'"))
+        return await real(db, q, post_ids)
+
+    monkeypatch.setattr(pages, "fetch_headlines", unpublished_meanwhile)
+    response = await client.get("/search", params={"q": "quokka"})
+    assert response.status_code == 200
+    assert f'href="/posts/{post["id"]}">Quokka facts</a>' in response.text
+    assert "<mark>" not in response.text and "Hidden" not in response.text
+
+
+async def test_a_search_page_past_the_last_result_links_to_the_first(client, alice):
+    _, headers = alice
+    await write(client, headers, title="Albatross")
+    response = await client.get("/search", params={"q": "albatross", "skip": 10})
+    assert response.status_code == 200
+    assert "No more posts match past this point" in response.text
+    assert 'href="/search?q=albatross">Back to the first results' in response.text
+    assert "No posts match your search" not in response.text
+    assert "Previous" not in response.text
+
+
+async def test_a_search_of_spaces_only_shows_only_the_box(client):
+    response = await client.get("/search", params={"q": "   "})
+    assert response.status_code == 200
+    assert 'id="search-results"' not in response.text and "found" not in response.text
 
 
 async def test_the_search_page_without_q_shows_only_the_box(client):

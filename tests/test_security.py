@@ -312,11 +312,14 @@ async def test_configured_origins_get_cors_and_others_do_not(monkeypatch):
             headers={
                 "Origin": "https://blog.example",
                 "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "Authorization, Content-Type",
+                "Access-Control-Request-Headers": "Authorization, Content-Type, If-None-Match",
             },
         )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://blog.example"
+        # A client of that origin can read a tag and send it back.
+        tagged = await client.get("/robots.txt", headers={"Origin": "https://blog.example"})
+        assert "etag" in tagged.headers["access-control-expose-headers"].lower()
         other = await client.options(
             "/api/posts",
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},

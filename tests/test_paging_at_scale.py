@@ -44,6 +44,7 @@ async def test_skip_deeper_than_10000_is_refused_with_a_pointer_to_cursors(clien
     [error] = response.json()["detail"]
     assert error["loc"] == ["query", "skip"]
     assert error["msg"] == Detail.SKIP_TOO_DEEP
+    assert error["type"] == "skip_too_deep"
     assert "cursor=" in error["msg"]
 
 

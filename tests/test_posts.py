@@ -246,6 +246,12 @@ async def test_patch_with_null_title_is_422(client, alice):
     post = await create_test_post(client, headers)
     response = await client.patch(f"/api/posts/{post['id']}", json={"title": None}, headers=headers)
     assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["msg"] == "Value error, title may be omitted but not null"
+    both = {"title": None, "content": None}
+    response = await client.patch(f"/api/posts/{post['id']}", json=both, headers=headers)
+    [error] = response.json()["detail"]
+    assert error["msg"] == "Value error, content, title may be omitted but not null"
 
 
 async def test_update_post_by_other_user_is_forbidden(client, alice, bob):

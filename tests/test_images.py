@@ -68,6 +68,25 @@ def close_to(pixel: object, expected: tuple[int, ...], tolerance: int = 40) -> b
 # --- Rejected: 400 with the contract's detail ------------------------------------------------
 
 
+def test_the_picture_is_a_lanczos_crop_saved_at_jpeg_quality_85():
+    """What an RGB picture without metadata goes through, and nothing else: a Lanczos fit to
+    300x300 (the sharpest of Pillow's downscaling filters), saved at quality 85."""
+    source = Image.radial_gradient("L").resize((640, 480)).convert("RGB")
+    source.paste((200, 30, 30), (100, 100, 300, 200))  # edges, which the filters render apart
+    expected = BytesIO()
+    ImageOps.fit(source, images.SIZE, Image.Resampling.LANCZOS).save(expected, "JPEG", quality=85)
+    made = Image.open(BytesIO(make_profile_picture(image_bytes_of(source))))
+    wanted = Image.open(expected)
+    assert made.quantization == wanted.quantization  # the quality setting's tables
+    assert made.tobytes() == wanted.tobytes()
+
+
+def image_bytes_of(img: Image.Image) -> bytes:
+    out = BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
 def test_decompression_bomb_header_is_rejected_before_decoding():
     with pytest.raises(InvalidImage):
         make_profile_picture(png_claiming(100_000, 100_000))

@@ -11,6 +11,7 @@ from io import BytesIO
 import anyio
 import pytest
 from PIL import Image, ImageOps
+from PIL.JpegImagePlugin import JpegImageFile
 
 import images
 from images import MAX_PIXELS, InvalidImage, make_profile_picture
@@ -77,6 +78,7 @@ def test_the_picture_is_a_lanczos_crop_saved_at_jpeg_quality_85():
     ImageOps.fit(source, images.SIZE, Image.Resampling.LANCZOS).save(expected, "JPEG", quality=85)
     made = Image.open(BytesIO(make_profile_picture(image_bytes_of(source))))
     wanted = Image.open(expected)
+    assert isinstance(made, JpegImageFile) and isinstance(wanted, JpegImageFile)
     assert made.quantization == wanted.quantization  # the quality setting's tables
     assert made.tobytes() == wanted.tobytes()
 

@@ -430,6 +430,22 @@ async def test_idle_clients_are_forgotten_as_new_ones_arrive(clock):
     assert sizes[-1] == 500  # every idle client gone, every new one kept
 
 
+async def test_memory_storage_keeps_at_most_limit_hits_of_a_steady_client(clock):
+    storage = MemoryStorage()
+    for _ in range(100):  # always allowed: two hits a minute, a minute's window of two
+        assert await storage.acquire_entry("k", 2, 60)
+        clock[0] += 30
+    assert len(storage.windows[60]["k"]) == 2
+
+
+async def test_memory_storage_forgets_a_client_whose_last_hit_left_the_window(clock):
+    storage = MemoryStorage()
+    assert await storage.acquire_entry("idle", 2, 60)
+    clock[0] += 60  # its hit is exactly one window old: out of it
+    assert await storage.acquire_entry("busy", 2, 60)
+    assert list(storage.windows[60]) == ["busy"]
+
+
 async def test_memory_storage_is_a_moving_window(clock):
     storage = MemoryStorage()
     assert await storage.acquire_entry("k", 2, 60)

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import string
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -54,6 +55,17 @@ def test_a_cursor_gives_back_its_position_to_the_microsecond(position):
     cursor = encode_cursor(position, KEY)
     assert decode_cursor(cursor, KEY) == position
     assert decode_cursor(cursor, KEY).date_posted.utcoffset() == timedelta(0)
+
+
+def test_a_cursor_is_written_in_utc_whatever_the_servers_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        cursor = encode_cursor(Position(WHEN, 5), KEY)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert decode_cursor(cursor, KEY) == Position(WHEN, 5)
 
 
 def test_a_date_in_another_zone_is_the_same_instant_in_utc():

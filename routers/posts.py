@@ -17,6 +17,7 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Subquery,
     bindparam,
     func,
     literal_column,
@@ -143,6 +144,18 @@ class ListKind:
         return conditions
 
 
+def with_authors(ids: Subquery, total: Any, *order_by: Any) -> Select[Any]:
+    """The posts of a page, picked beforehand as a subquery of ids, joined to their authors,
+    each row carrying the list's `total`: the one shape every list of posts reads."""
+    Post, User = models.Post, models.User
+    return (
+        select(*POST_COLUMNS, total)
+        .join(ids, Post.id == ids.c.id)
+        .join(User, User.id == Post.user_id)
+        .order_by(*order_by)
+    )
+
+
 @cache
 def page_statement(kind: ListKind, after_cursor: bool = False) -> tuple[Select[Any], Select[int]]:
     """One page of posts with their authors and the total in one round trip; and the count
@@ -156,7 +169,7 @@ def page_statement(kind: ListKind, after_cursor: bool = False) -> tuple[Select[A
     and of paging, with bound parameters, so each request skips statement construction and
     goes straight to SQLAlchemy's compiled cache.
     """
-    Post, User = models.Post, models.User
+    Post = models.Post
     conditions = kind.conditions()
     newest_first = select(Post.id).where(*conditions).order_by(*NEWEST_FIRST)
     if after_cursor:
@@ -169,12 +182,7 @@ def page_statement(kind: ListKind, after_cursor: bool = False) -> tuple[Select[A
     # need one counter per filter).
     counted = select(Post.id).where(*conditions).limit(COUNTED_UP_TO).subquery()
     total = select(func.count()).select_from(counted)
-    page = (
-        select(*POST_COLUMNS, total.scalar_subquery().label("total"))
-        .join(page_ids, Post.id == page_ids.c.id)
-        .join(User, User.id == Post.user_id)
-        .order_by(*NEWEST_FIRST)
-    )
+    page = with_authors(page_ids, total.scalar_subquery().label("total"), *NEWEST_FIRST)
     return page, total
 
 
@@ -351,7 +359,7 @@ def search_statement(kind: SearchKind) -> tuple[Select[Any], Select[Any], Select
     The newest matches are found through the GIN index and sorted by date (a top-N sort),
     then ranked; only the page's posts are read whole and joined to their authors.
     """
-    Post, User = models.Post, models.User
+    Post = models.Post
     conditions = kind.conditions()
     counted = select(Post.id).where(*conditions).limit(COUNTED_UP_TO).subquery()
     count = select(func.count()).select_from(counted)
@@ -372,12 +380,7 @@ def search_statement(kind: SearchKind) -> tuple[Select[Any], Select[Any], Select
         .limit(bindparam("limit"))
         .subquery("ranked")
     )
-    ranked = (
-        select(*POST_COLUMNS, total)
-        .join(ranked_ids, Post.id == ranked_ids.c.id)
-        .join(User, User.id == Post.user_id)
-        .order_by(ranked_ids.c.rank.desc(), *NEWEST_FIRST)
-    )
+    ranked = with_authors(ranked_ids, total, ranked_ids.c.rank.desc(), *NEWEST_FIRST)
 
     # Past the ranked ones, position n is the n-th newest match.
     older_ids = (
@@ -388,12 +391,7 @@ def search_statement(kind: SearchKind) -> tuple[Select[Any], Select[Any], Select
         .limit(bindparam("limit"))
         .subquery("older")
     )
-    older = (
-        select(*POST_COLUMNS, total)
-        .join(older_ids, Post.id == older_ids.c.id)
-        .join(User, User.id == Post.user_id)
-        .order_by(*NEWEST_FIRST)
-    )
+    older = with_authors(older_ids, total, *NEWEST_FIRST)
     return ranked, older, count
 
 

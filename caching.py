@@ -42,16 +42,17 @@ Limits, all on the side of a miss or of a copy newer than needed, never an older
 
 import hashlib
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Generic, TypeVar
 
-import psycopg
 from fastapi import Depends, Request, Response
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from database import before_read
+from database import before_read, fetch_sql
 
 # The 200 of a cached route: a cache may keep it, and must ask before using it again.
 REVALIDATE = "no-cache"
@@ -60,6 +61,12 @@ PRIVATE = "private, no-store"
 
 # No row when the connection's transaction wrote something: its snapshot does not show that.
 SNAPSHOT = "SELECT pg_current_snapshot()::text WHERE pg_current_xact_id_if_assigned() IS NULL"
+# The same, as a column of another query: its own snapshot, or NULL.
+STATEMENT_SNAPSHOT = (
+    select(cast(func.pg_current_snapshot(), Text))
+    .where(func.pg_current_xact_id_if_assigned().is_(None))
+    .scalar_subquery()
+)
 # The scope key of a cached request's `Conditional`.
 SCOPE_KEY = "blog.conditional"
 ENTITY_TAG = re.compile(r'\s*(?:W/)?"([^"]*)"\s*(?:,|$)')
@@ -109,23 +116,32 @@ class Conditional:
         return self.wanted is not None and ("*" in self.wanted or opaque(tag) in self.wanted)
 
 
+V = TypeVar("V")
+
+
 @dataclass
-class Remembered:
-    """What this worker rendered under one snapshot: the tag of each URL."""
+class Remembered(Generic[V]):
+    """What this worker computed under one snapshot: a value per key (the tag of each URL
+    here; the total of each list in routers/posts.py)."""
 
     snapshot: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    values: dict[Hashable, V] = field(default_factory=dict)
 
-    def get(self, snapshot: str, url: str) -> str | None:
-        return self.tags.get(url) if snapshot == self.snapshot else None
+    def get(self, snapshot: str, key: Hashable) -> V | None:
+        return self.values.get(key) if snapshot == self.snapshot else None
 
-    def put(self, snapshot: str, url: str, tag: str) -> None:
-        if snapshot != self.snapshot or len(self.tags) >= MAX_REMEMBERED:
-            self.snapshot, self.tags = snapshot, {}
-        self.tags[url] = tag
+    def latest(self, key: Hashable) -> tuple[str, V] | None:
+        """The value of `key` under the last snapshot seen, with that snapshot, if known."""
+        value = self.values.get(key)
+        return None if value is None or self.snapshot is None else (self.snapshot, value)
+
+    def put(self, snapshot: str, key: Hashable, value: V) -> None:
+        if snapshot != self.snapshot or len(self.values) >= MAX_REMEMBERED:
+            self.snapshot, self.values = snapshot, {}
+        self.values[key] = value
 
 
-remembered = Remembered()
+remembered: Remembered[str] = Remembered()
 
 
 class NotModified(Exception):
@@ -145,18 +161,11 @@ async def check_snapshot(conditional: Conditional, connection: AsyncConnection) 
     """On the read connection, before the route's first query: a 304 if this worker already
     rendered this URL under this very snapshot to a tag the client holds.
 
-    The query goes straight to psycopg: through SQLAlchemy's execution path (and its greenlet
-    bridge) it cost about as much CPU as all the rest of the 304 (bench/README.md). Its
-    errors are wrapped as SQLAlchemy wraps them, so they answer as any query's (a 503).
+    The query goes straight to psycopg (`database.fetch_sql`): through SQLAlchemy's execution
+    path it cost about as much CPU as all the rest of the 304 (bench/README.md).
     """
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection  # psycopg's AsyncConnection, open: just checked out
-    assert driver is not None
-    try:
-        row = await (await driver.execute(SNAPSHOT)).fetchone()
-    except psycopg.Error as error:
-        raise DBAPIError.instance(SNAPSHOT, None, error, psycopg.Error) from error
-    conditional.snapshot = row[0] if row else None
+    rows = await fetch_sql(connection, SNAPSHOT)
+    conditional.snapshot = rows[0][0] if rows else None
     if conditional.snapshot is None:
         return
     tag = remembered.get(conditional.snapshot, conditional.url)

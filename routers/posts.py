@@ -2,6 +2,7 @@
 
 import html
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Subquery,
     bindparam,
+    case,
     func,
     literal_column,
     or_,
@@ -37,11 +39,11 @@ from starlette.concurrency import run_in_threadpool
 
 import models
 from auth import CurrentUser, ViewerId
-from caching import CACHED, no_store
+from caching import CACHED, STATEMENT_SNAPSHOT, Remembered, no_store
 from config import settings
 from content import MARK_END, MARK_START, render_post
 from cursors import InvalidCursor, Position, cursor_key, decode_cursor, encode_cursor
-from database import ReadDep, SessionDep, mark_expensive_read
+from database import ReadDep, SessionDep, fetch_all, mark_expensive_read
 from ratelimit import post_limit
 from schemas import (
     MAX_SKIP,
@@ -144,12 +146,28 @@ class ListKind:
         return conditions
 
 
-def with_authors(ids: Subquery, total: Any, *order_by: Any) -> Select[Any]:
+# A list's total is counted by PostgreSQL, unless the statement's snapshot is the one this
+# worker last counted that list under (`known_snapshot`): then the data is the same, the count
+# would be too, and PostgreSQL skips it (a subquery in a branch of CASE not taken never runs).
+# Counting is most of the database's work for a first page (10,000 posts walked, on every
+# request); the pages of a blog that nobody is writing to at that moment never count again.
+# caching.py says why a snapshot pins the data. Rows carry the snapshot (NULL on a connection
+# that has written: its snapshot does not show its own writes), then the total.
+KNOWN_SNAPSHOT = bindparam("known_snapshot", type_=String)
+SNAPSHOT_AT, TOTAL_AT = len(POST_COLUMNS), len(POST_COLUMNS) + 1
+
+
+def total_unless_known(count: Select[int]) -> ColumnElement[int | None]:
+    return case((STATEMENT_SNAPSHOT == KNOWN_SNAPSHOT, None), else_=count.scalar_subquery())
+
+
+def with_authors(ids: Subquery, count: Select[int], *order_by: Any) -> Select[Any]:
     """The posts of a page, picked beforehand as a subquery of ids, joined to their authors,
-    each row carrying the list's `total`: the one shape every list of posts reads."""
+    each row carrying the statement's snapshot and the list's total (`count`, unless it is
+    known): the one shape every list of posts reads."""
     Post, User = models.Post, models.User
     return (
-        select(*POST_COLUMNS, total)
+        select(*POST_COLUMNS, STATEMENT_SNAPSHOT, total_unless_known(count))
         .join(ids, Post.id == ids.c.id)
         .join(User, User.id == Post.user_id)
         .order_by(*order_by)
@@ -182,8 +200,7 @@ def page_statement(kind: ListKind, after_cursor: bool = False) -> tuple[Select[A
     # need one counter per filter).
     counted = select(Post.id).where(*conditions).limit(COUNTED_UP_TO).subquery()
     total = select(func.count()).select_from(counted)
-    page = with_authors(page_ids, total.scalar_subquery().label("total"), *NEWEST_FIRST)
-    return page, total
+    return with_authors(page_ids, total, *NEWEST_FIRST), total
 
 
 # Any PostgreSQL dialect compiles parameters as %(name)s (psycopg's adds ::TYPE casts).
@@ -214,7 +231,7 @@ POST_BY_ID = (
 )
 
 
-def post_fields(row: Row[Any]) -> dict[str, Any]:
+def post_fields(row: Row[Any] | tuple[Any, ...]) -> dict[str, Any]:
     """A row that starts with POST_COLUMNS, as PostResponse's fields. (Unpacked by position:
     reading a Row's attributes by name costs a lookup each, eighty on a page.)"""
     (
@@ -281,11 +298,10 @@ async def fetch_posts_page(
         by_user=user_id is not None, by_tag=tag is not None, as_viewer=viewer_id is not None
     )
     page, count = page_statement(kind, after_cursor=after is not None)
-    rows = (await db.execute(page, params)).all()
-    if rows:
-        total = rows[0].total
-    else:  # past the last page: no row to carry the total
-        total = await db.scalar(count, params)
+    memo_key = (kind, user_id, tag, viewer_id)
+    rows, total = await fetch_page(db, page, params, memo_key)
+    if total is None:  # past the last page
+        total = await db.scalar(count, params) or 0
     if total >= COUNTED_UP_TO:
         total = await estimate_total(db, kind, params)
     rows, rest = rows[:limit], rows[limit:]
@@ -301,9 +317,41 @@ async def fetch_posts_page(
     )
 
 
-def cursor_after(row: Row[Any]) -> str:
+# The last total each list was counted to, under the snapshot of that count: per worker.
+counted_totals: Remembered[int] = Remembered()
+
+
+async def fetch_page(
+    db: AsyncConnection | AsyncSession,
+    statement: Select[Any],
+    params: dict[str, Any],
+    memo_key: Hashable,
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    """The rows of a page of `with_authors` and the list's total (None past the last page,
+    which has no row to carry it): counted by PostgreSQL, or remembered from the last count
+    under the same snapshot."""
+    known = counted_totals.latest(memo_key)  # taken now: another request may replace it
+    params["known_snapshot"] = known[0] if known else None
+    connection = await connection_of(db)
+    rows = await fetch_all(connection, statement, params, inline=("limit", "skip"))
+    if not rows:
+        return rows, None
+    snapshot, total = rows[0][SNAPSHOT_AT], rows[0][TOTAL_AT]
+    if total is None:  # not counted: the snapshot is the one `known` was counted under
+        assert known is not None
+        return rows, known[1]
+    if snapshot is not None:
+        counted_totals.put(snapshot, memo_key, total)
+    return rows, total
+
+
+async def connection_of(db: AsyncConnection | AsyncSession) -> AsyncConnection:
+    return db if isinstance(db, AsyncConnection) else await db.connection()
+
+
+def cursor_after(row: tuple[Any, ...]) -> str:
     """The cursor of the page that follows the post of `row` (a row of POST_COLUMNS)."""
-    position = Position(date_posted=row.date_posted, id=row.id)
+    position = Position(date_posted=row[4], id=row[0])
     return encode_cursor(position, cursor_key(settings.jwt_secret))
 
 
@@ -363,7 +411,6 @@ def search_statement(kind: SearchKind) -> tuple[Select[Any], Select[Any], Select
     conditions = kind.conditions()
     counted = select(Post.id).where(*conditions).limit(COUNTED_UP_TO).subquery()
     count = select(func.count()).select_from(counted)
-    total = count.scalar_subquery().label("total")
 
     newest = (
         select(Post.id, Post.date_posted, models.POST_SEARCH_VECTOR)
@@ -380,7 +427,7 @@ def search_statement(kind: SearchKind) -> tuple[Select[Any], Select[Any], Select
         .limit(bindparam("limit"))
         .subquery("ranked")
     )
-    ranked = with_authors(ranked_ids, total, ranked_ids.c.rank.desc(), *NEWEST_FIRST)
+    ranked = with_authors(ranked_ids, count, ranked_ids.c.rank.desc(), *NEWEST_FIRST)
 
     # Past the ranked ones, position n is the n-th newest match.
     older_ids = (
@@ -391,7 +438,7 @@ def search_statement(kind: SearchKind) -> tuple[Select[Any], Select[Any], Select
         .limit(bindparam("limit"))
         .subquery("older")
     )
-    older = with_authors(older_ids, total, *NEWEST_FIRST)
+    older = with_authors(older_ids, count, *NEWEST_FIRST)
     return ranked, older, count
 
 
@@ -410,14 +457,13 @@ async def fetch_search_page(
     ranked, older, count = search_statement(kind)
     params = {"q": q, "tag": tag, "skip": skip, "limit": limit}
     end = skip + limit
-    if skip < RANKED_MATCHES:
-        rows = list((await db.execute(ranked, params)).all())
-    else:
-        rows = list((await db.execute(older, params)).all())
-    total: int = rows[0].total if rows else (await db.scalar(count, params) or 0)
+    memo_key = (kind, q, tag)
+    first = ranked if skip < RANKED_MATCHES else older
+    rows, counted = await fetch_page(db, first, params, memo_key)
+    total: int = counted if counted is not None else (await db.scalar(count, params) or 0)
     if skip < RANKED_MATCHES < end and total > RANKED_MATCHES:
         rest = {**params, "skip": RANKED_MATCHES, "limit": end - RANKED_MATCHES}
-        rows += (await db.execute(older, rest)).all()
+        rows += (await fetch_page(db, older, rest, memo_key))[0]
     if total >= COUNTED_UP_TO:
         total = await estimate_total(db, kind, params)
     posts = [post_fields(row) for row in rows]
@@ -527,8 +573,9 @@ async def read_post(
     db: AsyncConnection | AsyncSession, post_id: int, viewer_id: int | None
 ) -> PostResponse | None:
     """A post with its author and comment count, if `viewer_id` may see it: one query."""
-    row = (await db.execute(POST_BY_ID, {"post_id": post_id, "viewer_id": viewer_id})).first()
-    return None if row is None else PostResponse.model_validate(post_fields(row))
+    params = {"post_id": post_id, "viewer_id": viewer_id}
+    rows = await fetch_all(await connection_of(db), POST_BY_ID, params)
+    return PostResponse.model_validate(post_fields(rows[0])) if rows else None
 
 
 def post_not_found() -> HTTPException:

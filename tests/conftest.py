@@ -266,6 +266,28 @@ async def app_on_own_engine(
         await live_engine.dispose()
 
 
+@asynccontextmanager
+async def one_snapshot(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncClient, AsyncConnection]]:
+    """An HTTP client on the app reading on one REPEATABLE READ transaction that writes
+    nothing, and that transaction's connection: every request sees the same snapshot, as when
+    nothing commits anywhere between them (caching.py, routers/posts.py)."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="REPEATABLE READ")
+        await connection.begin()
+        session = AsyncSession(bind=connection, expire_on_commit=False)
+
+        async def frozen_session() -> AsyncIterator[AsyncSession]:
+            yield session
+
+        app.dependency_overrides[get_db] = frozen_session
+        try:
+            async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
+                yield c, connection
+        finally:
+            del app.dependency_overrides[get_db]
+            await session.close()
+
+
 # --- Helpers: keep each test to its point ----------------------------------------------------
 
 

@@ -7,8 +7,6 @@ is tested under a frozen snapshot (REPEATABLE READ) and with real commits.
 """
 
 import pytest
-from httpx import ASGITransport, AsyncClient
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Scope
 
 import caching
@@ -20,13 +18,12 @@ from caching import (
     requested_tags,
     url_key,
 )
-from database import get_db
-from main import app
 from schemas import Detail
 from tests.conftest import (
     app_on_own_engine,
     create_test_post,
     create_user_and_login,
+    one_snapshot,
     upload_picture,
 )
 from tests.test_query_counts import count_statements
@@ -264,38 +261,22 @@ async def test_a_password_change_answer_is_private(client, alice):
 
 @pytest.fixture
 async def frozen_client(engine, aws):
-    """The app on one REPEATABLE READ transaction that writes nothing: one snapshot for every
-    request, as when nothing commits anywhere between them."""
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="REPEATABLE READ")
-        await connection.begin()
-        session = AsyncSession(bind=connection, expire_on_commit=False)
-
-        async def frozen_session():
-            yield session
-
-        app.dependency_overrides[get_db] = frozen_session
-        try:
-            async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
-                yield c
-        finally:
-            app.dependency_overrides.clear()
-            await session.close()
+    """The app on one snapshot for every request, as when nothing commits between them."""
+    async with one_snapshot(engine) as (client, _connection):
+        yield client
 
 
 @pytest.mark.parametrize("path", ["/api/posts?limit=5", "/api/tags"])
 async def test_under_an_unchanged_snapshot_a_304_is_answered_before_the_route_reads(
-    frozen_client, engine, path
+    frozen_client, path
 ):
-    """(The snapshot is read on the driver's connection: the statements counted here are the
-    route's, through SQLAlchemy.)"""
     tag = await tag_of(frozen_client, path)
-    with count_statements(engine) as first:  # the tag is not known yet under this snapshot
+    with count_statements() as first:  # the tag is not known yet under this snapshot
         await assert_not_modified(frozen_client, path, tag)
-    assert first  # read and rendered, then compared
-    with count_statements(engine) as statements:
+    assert len(first) > 1  # the snapshot, then the route's read, rendered and compared
+    with count_statements() as statements:
         await assert_not_modified(frozen_client, path, tag)
-    assert statements == []
+    assert statements == [caching.SNAPSHOT]  # the snapshot alone
 
 
 async def test_under_an_unchanged_snapshot_another_tag_is_answered_in_full(frozen_client):
@@ -350,7 +331,7 @@ def test_a_tag_is_a_weak_hash_of_the_body():
 
 
 def test_remembered_tags_hold_for_one_snapshot_only():
-    remembered = Remembered()
+    remembered: Remembered[str] = Remembered()
     remembered.put("10:12:11", "/api/posts", 'W/"a"')
     assert remembered.get("10:12:11", "/api/posts") == 'W/"a"'
     assert remembered.get("10:13:11", "/api/posts") is None
@@ -361,10 +342,10 @@ def test_remembered_tags_hold_for_one_snapshot_only():
 
 def test_remembered_tags_are_bounded(monkeypatch):
     monkeypatch.setattr(caching, "MAX_REMEMBERED", 2)
-    remembered = Remembered()
+    remembered: Remembered[str] = Remembered()
     for n in range(3):
         remembered.put("1:1:", f"/api/posts/{n}", f'W/"{n}"')
-    assert len(remembered.tags) <= 2
+    assert len(remembered.values) <= 2
     assert remembered.get("1:1:", "/api/posts/2") == 'W/"2"'
 
 

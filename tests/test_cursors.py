@@ -455,6 +455,7 @@ async def plan_of_cursor_page(connection, kind: ListKind, user_id: int) -> list[
             "limit": 11,
             "user_id": user_id,
             "viewer_id": user_id,
+            "known_snapshot": None,
         }
     )
     explained = await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled.string}", params)

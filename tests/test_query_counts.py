@@ -3,9 +3,10 @@ public reads run them without a transaction around them."""
 
 from contextlib import aclosing, contextmanager
 
+import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from starlette.requests import Request
 
 import models
@@ -20,20 +21,20 @@ POSTS_PER_AUTHOR = 60
 
 
 @contextmanager
-def count_statements(engine):
-    """The queries (SELECT, EXPLAIN) sent on the test engine inside the block (not the test's
-    SAVEPOINTs)."""
+def count_statements():
+    """The queries (SELECT, EXPLAIN) sent to PostgreSQL inside the block, through SQLAlchemy or
+    on psycopg directly (database.fetch_all), not the test's SAVEPOINTs."""
     statements = []
+    execute = psycopg.AsyncCursor.execute
 
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith(("SELECT", "EXPLAIN")):
-            statements.append(statement)
+    async def record(cursor, query, *args, **kwargs):
+        if str(query).lstrip().upper().startswith(("SELECT", "EXPLAIN")):
+            statements.append(str(query))
+        return await execute(cursor, query, *args, **kwargs)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(psycopg.AsyncCursor, "execute", record)
         yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
@@ -49,28 +50,28 @@ async def authors(client, db_session) -> list[dict]:
     return users
 
 
-async def statements_for(client, engine, url: str) -> int:
-    with count_statements(engine) as statements:
+async def statements_for(client, url: str) -> int:
+    with count_statements() as statements:
         response = await client.get(url)
     assert response.status_code == 200, response.text
     return len(statements)
 
 
 async def test_posts_list_runs_the_same_queries_for_one_post_or_a_hundred(client, engine, authors):
-    one = await statements_for(client, engine, "/api/posts?limit=1")
-    hundred = await statements_for(client, engine, "/api/posts?limit=100")
+    one = await statements_for(client, "/api/posts?limit=1")
+    hundred = await statements_for(client, "/api/posts?limit=100")
     assert one == hundred == 1  # the page with its authors and the total
 
 
 async def test_user_posts_run_the_same_queries_for_one_post_or_a_hundred(client, engine, authors):
     user_id = authors[0]["id"]
-    one = await statements_for(client, engine, f"/api/users/{user_id}/posts?limit=1")
-    hundred = await statements_for(client, engine, f"/api/users/{user_id}/posts?limit=100")
+    one = await statements_for(client, f"/api/users/{user_id}/posts?limit=1")
+    hundred = await statements_for(client, f"/api/users/{user_id}/posts?limit=100")
     assert one == hundred == 2  # the user, then the page with its authors and the total
 
 
 async def test_a_page_past_the_end_counts_in_a_second_query(client, engine, authors):
-    assert await statements_for(client, engine, "/api/posts?skip=1000") == 2
+    assert await statements_for(client, "/api/posts?skip=1000") == 2
 
 
 async def test_a_large_list_estimates_its_total_in_one_more_query(client, engine, db_session):
@@ -87,14 +88,14 @@ async def test_a_large_list_estimates_its_total_in_one_more_query(client, engine
         {"user_id": user["id"], "count": COUNTED_UP_TO},
     )
     await db_session.commit()
-    assert await statements_for(client, engine, "/api/posts?limit=100") == 2
-    assert await statements_for(client, engine, f"/api/users/{user['id']}/posts") == 3
+    assert await statements_for(client, "/api/posts?limit=100") == 2
+    assert await statements_for(client, f"/api/users/{user['id']}/posts") == 3
 
 
 async def test_a_post_is_read_with_its_author_in_one_query(client, engine, authors):
     page = (await client.get("/api/posts?limit=1")).json()
     post_id = page["posts"][0]["id"]
-    assert await statements_for(client, engine, f"/api/posts/{post_id}") == 1
+    assert await statements_for(client, f"/api/posts/{post_id}") == 1
 
 
 async def test_public_reads_run_without_begin_or_rollback():
@@ -156,9 +157,9 @@ async def discussed(client, db_session, authors) -> list[int]:
 
 
 async def test_posts_with_tags_and_comment_counts_still_take_one_query(client, engine, discussed):
-    one = await statements_for(client, engine, "/api/posts?limit=1")
-    hundred = await statements_for(client, engine, "/api/posts?limit=100")
-    tagged = await statements_for(client, engine, "/api/posts?tag=talk&limit=100")
+    one = await statements_for(client, "/api/posts?limit=1")
+    hundred = await statements_for(client, "/api/posts?limit=100")
+    tagged = await statements_for(client, "/api/posts?tag=talk&limit=100")
     assert one == hundred == tagged == 1
     page = (await client.get("/api/posts?limit=100")).json()
     assert {post["comment_count"] for post in page["posts"]} == {3}
@@ -166,19 +167,19 @@ async def test_posts_with_tags_and_comment_counts_still_take_one_query(client, e
 
 async def test_comments_run_the_same_queries_for_one_or_a_hundred(client, engine, discussed):
     post_id = discussed[0]
-    one = await statements_for(client, engine, f"/api/posts/{post_id}/comments?limit=1")
-    all_ = await statements_for(client, engine, f"/api/posts/{post_id}/comments?limit=100")
+    one = await statements_for(client, f"/api/posts/{post_id}/comments?limit=1")
+    all_ = await statements_for(client, f"/api/posts/{post_id}/comments?limit=100")
     assert one == all_ == 2  # the post's visibility, then the page with authors and total
 
 
 async def test_a_post_page_with_its_comments_runs_a_fixed_number_of_queries(
     client, engine, discussed
 ):
-    assert await statements_for(client, engine, f"/posts/{discussed[0]}") == 2
+    assert await statements_for(client, f"/posts/{discussed[0]}") == 2
 
 
 async def test_a_tag_page_runs_one_query(client, engine, discussed):
-    assert await statements_for(client, engine, "/tags/talk") == 1
+    assert await statements_for(client, "/tags/talk") == 1
 
 
 async def test_my_posts_run_a_fixed_number_of_queries(client, engine, authors):
@@ -186,7 +187,7 @@ async def test_my_posts_run_a_fixed_number_of_queries(client, engine, authors):
 
     headers = auth_header(await login_user(client, authors[0]["email"]))
     for limit in (1, 100):
-        with count_statements(engine) as statements:
+        with count_statements() as statements:
             response = await client.get(f"/api/users/me/posts?limit={limit}", headers=headers)
         assert response.status_code == 200
         assert len(statements) == 2  # the user, then the page

@@ -1,0 +1,108 @@
+"""A list's total is counted by PostgreSQL once per snapshot: while nothing commits, the pages
+of a list reuse the count (routers/posts.py, `fetch_page`); a commit makes them count again.
+
+These tests need committed data and a snapshot that stays put, so they write through the app
+on an engine of its own and read on a REPEATABLE READ transaction (one snapshot throughout).
+"""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import caching
+import routers.posts
+from database import compiled_for_psycopg
+from routers.posts import ListKind, page_statement
+from tests.conftest import (
+    app_on_own_engine,
+    create_test_post,
+    create_user_and_login,
+    one_snapshot,
+)
+from tests.test_cursors import plan_nodes
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def fresh_memo(monkeypatch):
+    """A memo of this test's own: the values planted below never reach another test."""
+    monkeypatch.setattr(routers.posts, "counted_totals", caching.Remembered())
+
+
+@pytest.fixture
+async def writer(engine) -> AsyncIterator[tuple[AsyncClient, AsyncEngine, dict, dict]]:
+    """The app committing for real (on the test database `engine` made), a user with two
+    published posts: (client, the app's engine, user, headers)."""
+    async with app_on_own_engine("totals") as (client, live_engine, _sessions):
+        user, headers = await create_user_and_login(client, "totals")
+        for title in ("One", "Two"):
+            await create_test_post(client, headers, title=title)
+        yield client, live_engine, user, headers
+
+
+def plant(total: int) -> None:
+    """Make every remembered total `total`: a page that shows it did not count."""
+    memo = routers.posts.counted_totals
+    assert memo.values, "nothing was remembered"
+    memo.values = dict.fromkeys(memo.values, total)
+
+
+async def test_under_one_snapshot_a_list_is_counted_once(writer):
+    client, engine, user, headers = writer
+    url = f"/api/users/{user['id']}/posts"
+    async with one_snapshot(engine) as (reader, _):
+        assert (await reader.get(url)).json()["total"] == 2  # counted, and remembered
+        plant(1000)
+        page = (await reader.get(url)).json()
+        assert page["total"] == 1000  # the same snapshot: the remembered count, not a new one
+        assert len(page["posts"]) == 2  # the page itself is read as always
+    await create_test_post(client, headers, title="Three")
+    assert (await client.get(url)).json()["total"] == 3  # a commit: counted again
+
+
+async def test_each_list_remembers_its_own_total(writer):
+    _client, engine, user, _headers = writer
+    async with one_snapshot(engine) as (reader, _):
+        mine = (await reader.get(f"/api/users/{user['id']}/posts")).json()["total"]
+        everyone = (await reader.get("/api/posts?tag=nothing-here")).json()["total"]
+        assert (mine, everyone) == (2, 0)
+        # Again, from memory: each list's own count.
+        assert (await reader.get(f"/api/users/{user['id']}/posts?limit=1")).json()["total"] == 2
+
+
+async def test_a_connection_that_has_written_always_counts(client, db_session):
+    """The test's own transaction has written (its snapshot does not show its writes, so it
+    has none to offer): every page counts, and sees the rows just written."""
+    _, headers = await create_user_and_login(client, "counter")
+    for expected in (1, 2, 3):
+        await create_test_post(client, headers, title=f"Post {expected}")
+        assert (await client.get("/api/posts")).json()["total"] == expected
+    assert routers.posts.counted_totals.values == {}
+
+
+async def test_postgresql_skips_the_count_under_the_known_snapshot(writer):
+    """What the memo saves: the count's subquery is never executed."""
+    _client, engine, user, _headers = writer
+    page, _ = page_statement(ListKind(by_user=True))
+    sql, bound = compiled_for_psycopg(page)
+    params = {**bound, "skip": 0, "limit": 11, "user_id": user["id"]}
+    async with one_snapshot(engine) as (_, connection):
+        snapshot = await connection.exec_driver_sql(caching.SNAPSHOT)
+        known = snapshot.scalar_one()
+        counts = {}
+        for known_snapshot in (None, known):
+            plan = await connection.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}",
+                {**params, "known_snapshot": known_snapshot},
+            )
+            nodes = plan_nodes(plan.scalar_one()[0]["Plan"])
+            [count] = [
+                node
+                for node in nodes  # not the comment counts: a SubPlan, run for each post
+                if node["Node Type"] == "Aggregate" and node["Parent Relationship"] == "InitPlan"
+            ]
+            counts[known_snapshot] = count["Actual Loops"]
+    assert counts == {None: 1, known: 0}

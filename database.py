@@ -9,7 +9,7 @@ test that overrides `get_db` alone sees every route, reads included, through its
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import nullcontext
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -335,9 +335,16 @@ async def fetch_all(
     """
     sql, bound = compiled_for_psycopg(statement)
     values = {**bound, **params}
-    for name in inline:
-        sql = inline_integer(sql, name, values.pop(name))
+    if inline:
+        sql = inline_integers(sql, tuple((name, values.pop(name)) for name in inline))
     return await fetch_sql(connection, sql, values)
+
+
+@lru_cache(maxsize=1024)
+def inline_integers(sql: str, values: tuple[tuple[str, int], ...]) -> str:
+    for name, value in values:
+        sql = inline_integer(sql, name, value)
+    return sql
 
 
 async def fetch_sql(

@@ -27,7 +27,7 @@ from routers.posts import (
     fetch_posts_page,
     fetch_search_page,
     page_offset,
-    page_start,
+    start_at,
 )
 from routers.tags import TagName
 from routers.users import PublicUserDep
@@ -128,7 +128,7 @@ PageSkip = Annotated[int, Depends(page_skip)]
 async def list_page_start(skip: PageSkip, cursor: CursorParam = None) -> PageStart:
     """Where a list page starts, as in the API: after `skip` posts, or after a cursor's post
     (where "Load more" links to, without JavaScript)."""
-    return await page_start(skip, cursor)
+    return start_at(skip, cursor)
 
 
 ListStart = Annotated[PageStart, Depends(list_page_start)]

@@ -538,9 +538,6 @@ async def page_offset(session: SessionDep, skip: Skip = 0) -> int:
     return skip
 
 
-SkipDep = Annotated[int, Depends(page_offset)]
-
-
 @dataclass(frozen=True)
 class PageStart:
     """Where a page of a list starts: after `skip` posts, or right after a cursor's post."""
@@ -549,7 +546,13 @@ class PageStart:
     after: Position | None = None
 
 
-async def page_start(skip: SkipDep, cursor: CursorParam = None) -> PageStart:
+async def page_start(session: SessionDep, skip: Skip = 0, cursor: CursorParam = None) -> PageStart:
+    """`start_at`; a deep page is marked as an expensive read (`page_offset`), so this is
+    declared before the read connection."""
+    return start_at(await page_offset(session, skip), cursor)
+
+
+def start_at(skip: int, cursor: str | None) -> PageStart:
     """`skip`, or the position a cursor names; a cursor the app did not write is a 422."""
     if cursor is None:
         return PageStart(skip=skip)

@@ -312,13 +312,14 @@ def inline_integer(sql: str, name: str, value: int) -> str:
 
 
 async def fetch_all(
-    connection: AsyncConnection,
+    db: AsyncConnection | AsyncSession,
     statement: ClauseElement,
     params: Mapping[str, Any],
     *,
     inline: tuple[str, ...] = (),
 ) -> list[tuple[Any, ...]]:
-    """The rows of a prebuilt SELECT, as tuples, read by psycopg on this connection.
+    """The rows of a prebuilt SELECT, as tuples, read by psycopg on this connection (or this
+    session's).
 
     For statements built once at import whose parameters and columns need no SQLAlchemy type
     processing (integers, text, booleans, timestamps, arrays of text: psycopg converts them
@@ -337,6 +338,7 @@ async def fetch_all(
     values = {**bound, **params}
     if inline:
         sql = inline_integers(sql, tuple((name, values.pop(name)) for name in inline))
+    connection = db if isinstance(db, AsyncConnection) else await db.connection()
     return await fetch_sql(connection, sql, values)
 
 

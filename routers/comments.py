@@ -11,7 +11,7 @@ from sqlalchemy.orm.exc import StaleDataError
 import models
 from auth import CurrentUser, ViewerId
 from caching import CACHED, no_store
-from database import ReadDep, SessionDep
+from database import ReadDep, SessionDep, fetch_all
 from ratelimit import comment_limit
 from routers.posts import VISIBLE_TO_VIEWER, can_see, post_not_found
 from schemas import (
@@ -59,11 +59,10 @@ async def ensure_post_visible(
 ) -> bool:
     """A post's comments exist for whoever sees the post (posts.visible_to); else a 404.
     Whether the post is published (else: a draft, seen by its author)."""
-    published: bool | None = await db.scalar(
-        VISIBLE_POST, {"post_id": post_id, "viewer_id": viewer_id}
-    )
-    if published is None:
+    rows = await fetch_all(db, VISIBLE_POST, {"post_id": post_id, "viewer_id": viewer_id})
+    if not rows:
         raise post_not_found()
+    published: bool = rows[0][0]
     return published
 
 
@@ -73,8 +72,8 @@ async def fetch_comments_page(
     """One page of a post's comments with their authors and the total: one query (two past
     the last page)."""
     params = {"post_id": post_id, "skip": skip, "limit": limit}
-    rows = (await db.execute(PAGE, params)).all()
-    total: int = rows[0].total if rows else (await db.scalar(COUNT, params) or 0)
+    rows = await fetch_all(db, PAGE, params, inline=("limit", "skip"))
+    total: int = rows[0][-1] if rows else (await db.scalar(COUNT, params) or 0)
     comments = [
         {
             "id": id_,

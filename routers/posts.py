@@ -332,8 +332,7 @@ async def fetch_page(
     under the same snapshot."""
     known = counted_totals.latest(memo_key)  # taken now: another request may replace it
     params["known_snapshot"] = known[0] if known else None
-    connection = await connection_of(db)
-    rows = await fetch_all(connection, statement, params, inline=("limit", "skip"))
+    rows = await fetch_all(db, statement, params, inline=("limit", "skip"))
     if not rows:
         return rows, None
     snapshot, total = rows[0][SNAPSHOT_AT], rows[0][TOTAL_AT]
@@ -343,10 +342,6 @@ async def fetch_page(
     if snapshot is not None:
         counted_totals.put(snapshot, memo_key, total)
     return rows, total
-
-
-async def connection_of(db: AsyncConnection | AsyncSession) -> AsyncConnection:
-    return db if isinstance(db, AsyncConnection) else await db.connection()
 
 
 def cursor_after(row: tuple[Any, ...]) -> str:
@@ -577,7 +572,7 @@ async def read_post(
 ) -> PostResponse | None:
     """A post with its author and comment count, if `viewer_id` may see it: one query."""
     params = {"post_id": post_id, "viewer_id": viewer_id}
-    rows = await fetch_all(await connection_of(db), POST_BY_ID, params)
+    rows = await fetch_all(db, POST_BY_ID, params)
     return PostResponse.model_validate(post_fields(rows[0])) if rows else None
 
 

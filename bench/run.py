@@ -360,6 +360,8 @@ SCENARIOS = {
     "tag_page": "GET /tags/tag3, the HTML page of a tag on a tenth of the posts",
     "discussed": f"GET /posts/{{id}}, the HTML page of a post with {COMMENTS_PER_POST} comments",
     "create": "POST /api/posts with a bearer token",
+    "list_during_writes": "first page, while 2 more connections write posts (each commit makes"
+    " every worker count the list again)",
     "login": "POST /api/users/token (argon2), 4 connections",
     "list_c8": "first page, 8 connections",
     "list_c8_logins": "first page, 8 connections, while 4 more log in",
@@ -387,7 +389,7 @@ SCENARIOS = {
 # Scenario groups for --only.
 GROUPS = {
     "reads": ["list", "deep_page", "item", "user_posts", "tag_page", "discussed"],
-    "create": ["create"],
+    "create": ["create", "list_during_writes"],
     "logins": ["list_c8", "login", "list_c8_logins"],
     "pwchanges": ["item_c8", "item_c8_pwchanges", "create_c8", "create_c8_pwchanges"],
     "deep": [
@@ -447,6 +449,8 @@ def bench_app(
         results["discussed"] = run_wrk(base, secs, conns, scripts["discussed"])
     if "create" in groups:
         results["create"] = run_wrk(base, secs, conns, scripts["create"])
+        with in_background(base, secs, 2, scripts["create"]):
+            results["list_during_writes"] = run_wrk(first_page, secs, conns)
         remove_new_posts(dsn, state.last_post_id)
     if "logins" in groups:
         results["list_c8"] = run_wrk(first_page, secs, 8)

@@ -252,7 +252,8 @@ async def test_more_urls_than_one_file_holds_make_the_sitemap_an_index(
     beyond = await client.get(f"/sitemap-{count + 1}.xml")
     assert "Sitemap not found" in assert_html(beyond, 404)
     for other_spelling in ("0", "01", "+1", "1.0", "%201", "1e0", "9" * 30):
-        assert_html(await client.get(f"/sitemap-{other_spelling}.xml"), 404)
+        response = await client.get(f"/sitemap-{other_spelling}.xml")
+        assert "Sitemap not found" in assert_html(response, 404)
 
 
 async def test_a_sitemap_exactly_full_is_one_file_and_one_url_more_an_index(

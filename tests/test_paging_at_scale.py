@@ -56,6 +56,14 @@ async def test_skip_of_10000_is_still_served(client, alice, path):
     assert response.json()["skip"] == MAX_SKIP
 
 
+@pytest.mark.parametrize("path", ["/", "/search?q=word", "/users/{id}/posts"])
+async def test_a_page_at_skip_10000_is_still_served(client, alice, path):
+    user, _ = alice
+    response = await client.get(path.format(id=user["id"]), params={"skip": MAX_SKIP})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
 @pytest.mark.parametrize("path", ["/", "/posts", "/users/{id}/posts"])
 async def test_pages_deeper_than_10000_explain_cursors(client, alice, path):
     user, _ = alice

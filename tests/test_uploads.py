@@ -99,7 +99,8 @@ async def test_file_just_over_the_limit_inside_the_multipart_allowance_is_refuse
 async def test_a_picture_of_exactly_the_limit_is_accepted(client, alice, monkeypatch):
     picture = TEST_IMAGE.read_bytes()
     monkeypatch.setattr(settings, "max_upload_size_bytes", len(picture))
-    response = await upload_picture(client, *alice, data=picture)
+    user, headers = alice
+    response = await upload_picture(client, user, headers, data=picture)
     assert response.status_code == 200, response.text
     assert response.json()["image_file"]
 

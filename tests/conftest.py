@@ -101,9 +101,11 @@ def pytest_configure(config):
         # unconfigure removed it.
         _scratch.mkdir(mode=0o700, exist_ok=True)
         config.option.basetemp = _scratch / "tmp"
-        # ...and so is the metrics' folder, which the app made inside it when first imported.
+        # ...and so are the folders the app made inside it when first imported: the metrics'
+        # and the media folder that /media serves.
         if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             Path(folder).mkdir(parents=True, exist_ok=True)
+        Path(os.environ["MEDIA_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def pytest_unconfigure(config):

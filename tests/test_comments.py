@@ -55,6 +55,18 @@ async def test_posts_carry_their_comment_count(client, alice, bob, post):
     assert {p["id"]: p["comment_count"] for p in page["posts"]} == {post["id"]: 2, other["id"]: 0}
 
 
+async def test_an_edited_post_answers_with_its_comment_count(client, alice, bob, post):
+    quiet = await create_test_post(client, alice[1], title="Quiet")
+    for _ in range(2):
+        await comment(client, post["id"], bob[1])
+    for edited, count in ((post, 2), (quiet, 0)):
+        response = await client.patch(
+            f"/api/posts/{edited['id']}", json={"title": "Edited"}, headers=alice[1]
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["comment_count"] == count
+
+
 async def test_commenting_needs_a_login(client, post):
     response = await client.post(f"/api/posts/{post['id']}/comments", json={"content": "x"})
     assert response.status_code == 401

@@ -7,7 +7,9 @@ from html.parser import HTMLParser
 import feedparser
 import pytest
 from lxml import etree
+from sqlalchemy import update
 
+import models
 import routers.feeds
 from config import settings, site_url
 from syndication import EPOCH, FEED_ENTRIES, SITEMAP_NAMESPACE, sitemap_index, urlset, xml_text
@@ -250,7 +252,68 @@ async def test_more_urls_than_one_file_holds_make_the_sitemap_an_index(
     beyond = await client.get(f"/sitemap-{count + 1}.xml")
     assert "Sitemap not found" in assert_html(beyond, 404)
     for other_spelling in ("0", "01", "+1", "1.0", "%201", "1e0", "9" * 30):
-        assert_html(await client.get(f"/sitemap-{other_spelling}.xml"), 404)
+        response = await client.get(f"/sitemap-{other_spelling}.xml")
+        assert "Sitemap not found" in assert_html(response, 404)
+
+
+async def test_a_sitemap_exactly_full_is_one_file_and_one_url_more_an_index(
+    client, alice, monkeypatch
+):
+    """Two posts and their author are three URLs: one file holds them at three, not at two."""
+    posts = [await write(client, alice[1]), await write(client, alice[1])]
+    author = f"{ORIGIN}/users/{alice[0]['id']}/posts"
+    monkeypatch.setattr(routers.feeds, "MAX_SITEMAP_URLS", 3)
+    urls = urls_of(parse_sitemap(await client.get("/sitemap.xml")))
+    assert set(urls) == {post_url(posts[0]), post_url(posts[1]), author}
+
+    monkeypatch.setattr(routers.feeds, "MAX_SITEMAP_URLS", 2)
+    root = parse_sitemap(await client.get("/sitemap.xml"))
+    assert root.tag == f"{{{SITEMAP_NAMESPACE}}}sitemapindex"
+
+
+async def test_the_first_post_is_in_the_sitemap(client, alice, db_session):
+    """Ids start at 1: the blog's very first post is listed like any other."""
+    post = await write(client, alice[1])
+    await db_session.execute(update(models.Post).where(models.Post.id == post["id"]).values(id=1))
+    urls = urls_of(parse_sitemap(await client.get("/sitemap.xml")))
+    assert f"{ORIGIN}/posts/1" in urls
+
+
+async def test_numbered_sitemaps_reach_the_highest_post_id_and_the_highest_author_id(
+    client, alice, bob, db_session, monkeypatch
+):
+    """The index counts its sitemaps from whichever id is higher, a post's or an author's, so
+    the last range is never left out (a blog has more posts than authors, or the other way)."""
+    await write(client, bob[1])
+    bob_id = bob[0]["id"]  # registered after alice: at least 2
+    per_sitemap = bob_id - 1
+    monkeypatch.setattr(routers.feeds, "MAX_SITEMAP_URLS", 1)
+    monkeypatch.setattr(routers.feeds, "IDS_PER_SITEMAP", per_sitemap)
+
+    async def index_for_post_id(post_id: int) -> list[str]:
+        await db_session.execute(
+            update(models.Post).where(models.Post.user_id == bob_id).values(id=post_id)
+        )
+        root = parse_sitemap(await client.get("/sitemap.xml"))
+        return [loc.text or "" for loc in root.findall("s:sitemap/s:loc", NS)]
+
+    def numbered(count: int) -> list[str]:
+        return [f"{ORIGIN}/sitemap-{n}.xml" for n in range(1, count + 1)]
+
+    # The post's id is the highest: its range is the last sitemap.
+    high = 3 * bob_id
+    assert await index_for_post_id(high) == numbered(-(-high // per_sitemap))
+    # The author's id is the highest: their page's range is the last sitemap.
+    last = -(-bob_id // per_sitemap)
+    assert await index_for_post_id(1) == numbered(last)
+    holding = urls_of(parse_sitemap(await client.get(f"/sitemap-{last}.xml")))
+    assert f"{ORIGIN}/users/{bob_id}/posts" in holding
+
+
+async def test_without_a_published_post_there_is_no_numbered_sitemap(client, alice):
+    await write(client, alice[1], published=False)
+    assert urls_of(parse_sitemap(await client.get("/sitemap.xml"))) == {}
+    assert "Sitemap not found" in assert_html(await client.get("/sitemap-1.xml"), 404)
 
 
 async def test_robots_txt_names_the_sitemap_and_keeps_crawlers_off_private_pages(client):

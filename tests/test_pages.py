@@ -154,6 +154,11 @@ async def test_list_pages_show_a_short_post_whole(client, alice):
         ("a" * 150 + " " + "b" * 60, "a" * 150 + "…"),  # cut at the word, room for "…"
         ("x" * 300, "x" * 199 + "…"),  # one huge word is cut inside
         ("a" * 200 + " b", "a" * 199 + "…"),
+        ("a" * 100 + " " + "b" * 100, "a" * 100 + "…"),  # 201 with the space between: cut
+        ("word " * 50, "word " * 39 + "word…"),  # 40 words and "…" are 200 exactly
+        ("a b " + "c" * 200, "a b…"),  # every word that fits stays
+        ("a " + "x" * 196 + " b c", "a " + "x" * 196 + "…"),  # one word gives room for "…"
+        ("\n  " + "x" * 300 + " end", "x" * 199 + "…"),  # the first word, not what precedes it
     ],
 )
 def test_excerpt_cuts_at_a_word_within_200_characters(text, expected):

@@ -56,6 +56,14 @@ async def test_skip_of_10000_is_still_served(client, alice, path):
     assert response.json()["skip"] == MAX_SKIP
 
 
+@pytest.mark.parametrize("path", ["/", "/search?q=word", "/users/{id}/posts"])
+async def test_a_page_at_skip_10000_is_still_served(client, alice, path):
+    user, _ = alice
+    response = await client.get(path.format(id=user["id"]), params={"skip": MAX_SKIP})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
 @pytest.mark.parametrize("path", ["/", "/posts", "/users/{id}/posts"])
 async def test_pages_deeper_than_10000_explain_cursors(client, alice, path):
     user, _ = alice
@@ -231,3 +239,28 @@ async def test_a_users_deep_pages_take_the_same_turns(client, alice):
         assert responses == {}
         await serving.__aexit__(None, None, None)
     assert [r.status_code for r in responses.values()] == [200, 200]
+
+
+async def test_the_first_deep_page_is_skip_1000(client):
+    """skip=1000 waits for the turn of the deep pages; skip=999 goes by."""
+    del app.dependency_overrides[get_db]  # the app's own sessions, one per request
+    responses = {}
+
+    async def get(url: str) -> None:
+        responses[url] = await client.get(url)
+
+    try:
+        serving = database.deep_read_turn()
+        await serving.__aenter__()
+        async with anyio.create_task_group() as tg:
+            for url in ("/api/posts?skip=1000", "/posts?skip=1000"):
+                tg.start_soon(get, url)
+            await anyio.wait_all_tasks_blocked()
+            assert database._deep_read_turns.statistics().tasks_waiting == 2
+            assert (await client.get("/api/posts?skip=999")).status_code == 200
+            assert responses == {}
+            await serving.__aexit__(None, None, None)
+        assert [r.status_code for r in responses.values()] == [200, 200]
+    finally:
+        await database.engine.dispose()
+        await database.read_engine.dispose()

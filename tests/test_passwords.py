@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 from unittest.mock import AsyncMock
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 import models
 import passwords
 from schemas import Detail, Message
-from tests.conftest import DEFAULT_PASSWORD, create_test_user, login_user
+from tests.conftest import DEFAULT_PASSWORD, auth_header, create_test_user, login_user
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +57,21 @@ async def test_change_password(client, alice):
     assert response.json() == {"message": Message.PASSWORD_CHANGED}
     assert await login_user(client, user["email"], NEW_PASSWORD)
     await assert_login_fails(client, user["email"], DEFAULT_PASSWORD)
+
+
+async def test_every_password_change_ends_the_tokens_issued_before_it(client, alice):
+    """The second change too: a token from between the two stops working."""
+    user, headers = alice
+    chain = [DEFAULT_PASSWORD, NEW_PASSWORD, "a third password here"]
+    for current, new in zip(chain, chain[1:], strict=False):
+        response = await client.patch(
+            "/api/users/me/password",
+            json={"current_password": current, "new_password": new},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        assert (await client.get("/api/users/me", headers=headers)).status_code == 401
+        headers = auth_header(await login_user(client, user["email"], new))
 
 
 async def test_change_password_with_wrong_current_password_is_rejected(client, alice):
@@ -144,6 +159,20 @@ async def test_forgot_password_token_expires_after_the_configured_minutes(client
     row = await db_session.scalar(select(models.PasswordResetToken))
     lifetime = row.expires_at - datetime.now(UTC)
     assert timedelta(minutes=59) < lifetime <= timedelta(minutes=60)
+
+
+async def test_a_reset_token_lives_its_minutes_whatever_the_database_time_zone(
+    client, mail, db_session
+):
+    """The expiry is stored as an instant: a server set to a zone far from UTC changes nothing."""
+    await db_session.execute(text("SET TIME ZONE 'Pacific/Kiritimati'"))  # UTC+14
+    await db_session.commit()  # (the test's outer transaction undoes it at the end)
+    user = await create_test_user(client)
+    token = await request_reset(client, mail, user["email"])
+    row = await db_session.scalar(select(models.PasswordResetToken))
+    lifetime = row.expires_at - datetime.now(UTC)
+    assert timedelta(minutes=59) < lifetime <= timedelta(minutes=60)
+    assert (await reset(client, token)).status_code == 200
 
 
 async def test_new_reset_request_replaces_the_older_token(client, mail, db_session):

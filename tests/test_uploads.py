@@ -7,6 +7,7 @@ import pytest
 
 from body_limit import MULTIPART_ALLOWANCE
 from config import settings
+from tests.conftest import TEST_IMAGE, upload_picture
 
 pytestmark = pytest.mark.anyio
 
@@ -93,6 +94,15 @@ async def test_file_just_over_the_limit_inside_the_multipart_allowance_is_refuse
     )
     assert response.status_code == 413
     assert response.json() == {"detail": "File too large. Maximum size is 5MB"}
+
+
+async def test_a_picture_of_exactly_the_limit_is_accepted(client, alice, monkeypatch):
+    picture = TEST_IMAGE.read_bytes()
+    monkeypatch.setattr(settings, "max_upload_size_bytes", len(picture))
+    user, headers = alice
+    response = await upload_picture(client, user, headers, data=picture)
+    assert response.status_code == 200, response.text
+    assert response.json()["image_file"]
 
 
 async def test_oversized_json_body_is_refused_too(client, alice):

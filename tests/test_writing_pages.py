@@ -142,3 +142,9 @@ async def test_a_post_page_404_offers_the_draft_editor_to_a_logged_in_reader(cli
 async def test_other_404_pages_offer_no_draft_editor(client):
     for path in ("/nowhere", "/users/999999/posts", "/posts/1/more"):
         assert 'id="draft-hint"' not in assert_html(await client.get(path), 404)
+
+
+async def test_a_post_page_that_is_not_a_404_offers_no_draft_editor(client, alice):
+    post = await write(client, alice[1])
+    html = assert_html(await client.get(f"/posts/{post['id']}?comments_skip=-1"), 422)
+    assert 'id="draft-hint"' not in html

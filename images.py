@@ -68,7 +68,9 @@ def make_profile_picture(data: bytes) -> bytes:
         with Image.open(BytesIO(data), formats=ACCEPTED_FORMATS) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise InvalidImage("image dimensions too large")
-            img.draft("RGB", (SIZE[0] * 2, SIZE[1] * 2))  # JPEG: decode at reduced scale, cheaply
+            # JPEG: decode at reduced scale, cheaply. No mode: Pillow's draft only ever turns
+            # RGB into L or YCbCr, which `to_rgb` would have to undo.
+            img.draft(None, (SIZE[0] * 2, SIZE[1] * 2))
             picture = ImageOps.exif_transpose(shrink(img))  # the first frame of an animation
             picture = to_rgb(picture)
             picture = ImageOps.fit(picture, SIZE, Image.Resampling.LANCZOS)
@@ -98,10 +100,14 @@ def shrink(img: Image.Image) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Flatten transparency onto white and map every mode (P, CMYK, I;16, LA...) to RGB."""
+    """Flatten transparency onto white and map every mode (P, CMYK, I;16, LA...) to RGB.
+
+    Transparency is an alpha channel or a colour key: a palette entry, or the one RGB or grey
+    value of a PNG's tRNS chunk (what PNG optimisers make of an RGBA image whose pixels are
+    all either opaque or clear)."""
     if img.mode.startswith("I"):  # 16/32-bit greyscale: scale 0..65535 down to 0..255
         img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if img.has_transparency_data:
         rgba = img.convert("RGBA")
         background = Image.new("RGB", rgba.size, "white")
         background.paste(rgba, mask=rgba.getchannel("A"))

@@ -55,3 +55,10 @@ def test_a_niceness_of_zero_leaves_the_hashing_threads_alone(monkeypatch):
     monkeypatch.setattr(settings, "password_hash_niceness", 0)
     with ThreadPoolExecutor(1, initializer=auth._lower_thread_priority) as pool:
         assert pool.submit(thread_niceness).result(timeout=10) == os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_the_hashing_threads_go_below_a_process_already_run_with_nice(monkeypatch):
+    lower = min(os.getpriority(os.PRIO_PROCESS, 0) + 5, 19)
+    monkeypatch.setattr(settings, "password_hash_niceness", lower)
+    with ThreadPoolExecutor(1, initializer=auth._lower_thread_priority) as pool:
+        assert pool.submit(thread_niceness).result(timeout=10) == lower

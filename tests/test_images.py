@@ -128,6 +128,42 @@ def test_large_image_is_reduced_and_still_turned_by_its_exif_orientation():
     assert close_to(picture.getpixel((150, 260)), BLUE)
 
 
+@pytest.mark.parametrize(
+    ("size", "decoded_size"), [((1200, 2400), (600, 1200)), ((2400, 1200), (1200, 600))]
+)
+def test_a_large_jpeg_is_decoded_at_reduced_scale_its_shorter_side_twice_the_pictures(
+    monkeypatch, size, decoded_size
+):
+    """A JPEG decodes at 1/2, 1/4 or 1/8 of its size for that fraction of the memory: the
+    smallest such size whose shorter side is still 600 px, twice the picture's."""
+    seen = []
+    shrink = images.shrink
+
+    def shrink_and_see(img: Image.Image) -> Image.Image:
+        seen.append(img.size)
+        return shrink(img)
+
+    monkeypatch.setattr(images, "shrink", shrink_and_see)
+    assert_clean_jpeg(make_profile_picture(encode(Image.new("RGB", size, RED), "JPEG")))
+    assert seen == [decoded_size]
+
+
+@pytest.mark.parametrize(
+    ("mode", "size", "reduced"),
+    [
+        ("RGB", (1199, 5000), (1199, 5000)),  # under twice 600 px: kept as decoded
+        ("RGB", (1200, 1300), (600, 650)),
+        ("RGBA", (1800, 2000), (600, 667)),
+        ("L", (2999, 2999), (750, 750)),
+        ("P", (2400, 2400), (2400, 2400)),  # a mode `reduce` cannot do: converted at full size
+    ],
+)
+def test_a_decoded_picture_is_reduced_by_a_whole_factor_its_shorter_side_twice_the_pictures(
+    mode, size, reduced
+):
+    assert images.shrink(Image.new(mode, size)).size == reduced
+
+
 def test_gif_with_huge_logical_screen_is_rejected():
     gif = bytearray(encode(Image.new("P", (2, 2)), "GIF"))
     gif[6:10] = struct.pack("<HH", 65535, 65535)  # logical screen width and height

@@ -2,7 +2,9 @@
 
 import logging
 from email import message_from_bytes, policy
+from unittest.mock import AsyncMock
 
+import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -97,6 +99,65 @@ async def test_without_mail_server_the_log_line_has_recipient_subject_and_link(c
         "MAIL_SERVER is not set; password reset mail not sent. "
         f"To: alice@example.com Subject: Reset your password Link: {link}"
     ]
+
+
+async def test_the_email_change_notice_goes_to_the_old_address_over_smtp(inbox, caplog):
+    with caplog.at_level(logging.INFO, logger="email_utils"):
+        await email_utils.send_email_changed_notice("old@example.com", "alice", "new@example.com")
+
+    [envelope] = inbox.messages
+    assert envelope.rcpt_tos == ["old@example.com"]
+    mail = message_from_bytes(envelope.content, policy=policy.default)
+    assert mail["Subject"] == "Your email address was changed"
+    text = body_of(mail, "plain")
+    assert text.startswith("Hello alice,") and "new@example.com" in text
+    assert app_log(caplog) == ["Email change notice sent to old@example.com"]
+
+
+async def test_a_notice_that_cannot_be_sent_is_logged_by_name(inbox, caplog):
+    settings.mail_use_tls = True  # a server without STARTTLS: restored by the fixture
+
+    await email_utils.send_email_changed_notice("old@example.com", "alice", "new@example.com")
+
+    assert inbox.messages == []
+    assert app_log(caplog) == ["Could not send email change notice to old@example.com"]
+
+
+async def test_without_mail_server_the_notice_log_line_has_recipient_and_subject(caplog):
+    with caplog.at_level(logging.INFO, logger="email_utils"):
+        await email_utils.send_email_changed_notice("old@example.com", "alice", "new@example.com")
+
+    assert app_log(caplog) == [
+        "MAIL_SERVER is not set; email change notice not sent. "
+        "To: old@example.com Subject: Your email address was changed"
+    ]
+
+
+async def test_outside_development_a_missing_mail_server_is_an_error_without_the_link(
+    monkeypatch, caplog
+):
+    monkeypatch.setattr(settings, "mail_server", None)
+    monkeypatch.setattr(settings, "environment", "production")
+
+    await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+
+    [record] = [record for record in caplog.records if record.name == "email_utils"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        "MAIL_SERVER is not set; password reset mail to alice@example.com not sent"
+    )
+
+
+async def test_a_mail_server_that_stops_answering_is_given_up_on_after_15_seconds(monkeypatch):
+    """A hung server holds the mail's background task 15 s, not aiosmtplib's default 60 s."""
+    send = AsyncMock()
+    monkeypatch.setattr(aiosmtplib, "send", send)
+    monkeypatch.setattr(settings, "mail_server", MAIL_HOST)
+
+    await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+
+    [sent] = send.await_args_list
+    assert sent.kwargs["timeout"] == 15
 
 
 def test_a_frontend_url_with_a_trailing_slash_gives_a_clean_link(monkeypatch):

@@ -2,6 +2,7 @@
 
 from io import BytesIO
 
+import pytest
 from PIL import Image
 
 from images import make_profile_picture
@@ -26,4 +27,13 @@ def test_the_transparent_part_of_a_palette_picture_turns_white():
     palette.putpalette([0, 0, 0] * 256)  # every colour black: only transparency makes white
     upload = BytesIO()
     palette.save(upload, "PNG", transparency=0)
+    assert grey_level(make_profile_picture(upload.getvalue())) >= 250
+
+
+@pytest.mark.parametrize(("mode", "black"), [("RGB", (0, 0, 0)), ("L", 0)])
+def test_the_colour_keyed_part_of_an_rgb_or_grey_png_turns_white(mode, black):
+    """A PNG whose tRNS chunk makes one colour clear, as PNG optimisers write a picture whose
+    pixels are all either opaque or clear."""
+    upload = BytesIO()
+    Image.new(mode, (64, 64), black).save(upload, "PNG", transparency=black)
     assert grey_level(make_profile_picture(upload.getvalue())) >= 250

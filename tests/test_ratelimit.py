@@ -550,6 +550,39 @@ async def test_a_storage_that_never_answers_is_given_up_on_and_the_request_serve
         await limiter.aclose()
 
 
+def redis_client(limiter: Limiter) -> Any:
+    """The redis-py client under limits' Redis storage."""
+    return limiter.storage.bridge.storage  # type: ignore[attr-defined]
+
+
+def test_the_redis_client_waits_half_a_second_to_connect_or_read_and_never_retries(redis_url):
+    """A Redis that is down or hung costs a limited request one attempt of 0.5 s at most, not
+    redis-py's default of ten retries with no timeout."""
+    limiter = Limiter(redis_url)
+    options = redis_client(limiter).connection_pool.connection_kwargs
+    assert options["socket_connect_timeout"] == ratelimit.REDIS_TIMEOUT_SECONDS == 0.5
+    assert options["socket_timeout"] == ratelimit.REDIS_TIMEOUT_SECONDS
+    assert options["retry"].get_retries() == 0
+
+
+async def test_closing_the_limiter_closes_its_redis_connections(redis_url):
+    limiter = Limiter(redis_url)
+    assert await limiter.retry_after(parse_rate("1/minute"), "scope", "close") is None
+    pool = redis_client(limiter).connection_pool
+    connections = [*pool._available_connections, *pool._in_use_connections]
+    assert [connection.is_connected for connection in connections] == [True]
+    await limiter.aclose()
+    assert [connection.is_connected for connection in connections] == [False]
+
+
+async def test_closing_a_memory_limiter_has_nothing_to_close(clock):
+    limiter = Limiter("memory://")
+    rate = parse_rate("1/minute")
+    assert await limiter.retry_after(rate, "scope", "k") is None
+    await limiter.aclose()  # no Redis client: nothing to close, and no error
+    assert await limiter.retry_after(rate, "scope", "k") == 60
+
+
 def test_an_account_key_has_a_fixed_size_and_no_address_in_it():
     key = ratelimit.account_key(" Alice@Example.com " + "x" * 100_000)
     assert len(key) == 64

@@ -143,11 +143,16 @@ def postgres_user() -> tuple[str | None, str]:
     return "postgres", ""
 
 
-class Cluster:
-    """One PostgreSQL server of the test's own: its folder, port and URLs."""
+# How many ports a server of the suite's own tries before it gives up (see Cluster.start).
+PORT_TRIES = 3
 
-    def __init__(self, bin_dir: Path, user: str | None, data: Path, port: int):
-        self.bin_dir, self.user, self.data, self.port = bin_dir, user, data, port
+
+class Cluster:
+    """One PostgreSQL server of the test's own: its folder, port (chosen when it starts) and
+    URLs."""
+
+    def __init__(self, bin_dir: Path, user: str | None, data: Path):
+        self.bin_dir, self.user, self.data, self.port = bin_dir, user, data, 0
 
     def run(self, program: str, *args: str) -> None:
         subprocess.run(
@@ -159,14 +164,27 @@ class Cluster:
         )
 
     def start(self) -> None:
-        options = (
-            f"-c port={self.port} -c listen_addresses=127.0.0.1 "
-            f"-c unix_socket_directories={self.data.parent} "
-            "-c shared_preload_libraries=pg_stat_statements -c fsync=off -c max_connections=40"
-        )
-        log = str(self.data.parent / f"{self.data.name}.log")
-        self.run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "90",
-                 "start")  # fmt: skip
+        """Start on a port free a moment ago. Another process (a client's outgoing connection,
+        another test's server) may take it before PostgreSQL binds it: then on another port,
+        up to PORT_TRIES times. Any other failure says what the server's log says."""
+        log = self.data.parent / f"{self.data.name}.log"
+        for attempt in range(1, PORT_TRIES + 1):
+            self.port = free_port()
+            options = (
+                f"-c port={self.port} -c listen_addresses=127.0.0.1 "
+                f"-c unix_socket_directories={self.data.parent} "
+                "-c shared_preload_libraries=pg_stat_statements -c fsync=off"
+                " -c max_connections=40"
+            )
+            logged = log.stat().st_size if log.exists() else 0
+            try:
+                self.run("pg_ctl", "-D", str(self.data), "-l", str(log), "-o", options, "-w",
+                         "-t", "90", "start")  # fmt: skip
+                return
+            except subprocess.CalledProcessError as error:
+                said = log.read_bytes()[logged:].decode(errors="replace") if log.exists() else ""
+                if "could not bind" not in said or attempt == PORT_TRIES:
+                    raise RuntimeError(f"PostgreSQL did not start:\n{said[-3000:]}") from error
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
@@ -188,8 +206,8 @@ def primary_and_standby() -> Iterator[tuple[Cluster, Cluster]]:
     root = Path(tempfile.mkdtemp(prefix="blog-replica-"))
     if user:
         shutil.chown(root, user)
-    primary = Cluster(bin_dir, user, root / "primary", free_port())
-    standby = Cluster(bin_dir, user, root / "standby", free_port())
+    primary = Cluster(bin_dir, user, root / "primary")
+    standby = Cluster(bin_dir, user, root / "standby")
     try:
         primary.run("initdb", "-D", str(primary.data), "-U", "postgres", "--auth=trust",
                     "-E", "UTF8", "--no-locale")  # fmt: skip

@@ -260,8 +260,10 @@ async def test_a_password_change_answer_is_private(client, alice):
 
 
 @pytest.fixture
-async def frozen_client(engine, aws):
-    """The app on one snapshot for every request, as when nothing commits between them."""
+async def frozen_client(engine, aws, monkeypatch):
+    """The app on one snapshot for every request, as when nothing commits between them, and
+    nothing remembered yet (an earlier test that only read may have seen the same snapshot)."""
+    monkeypatch.setattr(caching, "remembered", Remembered())
     async with one_snapshot(engine) as (client, _connection):
         yield client
 

@@ -191,29 +191,41 @@ async def test_content_up_to_the_limits_is_stored_whole(client, alice, content):
 SHALLOW_READS = {"/api/posts?skip=999": 200, "/": 200, "/api/posts/1": 404, "/api/users/1": 404}
 
 
-async def test_deep_pages_wait_for_their_turn_holding_no_read_connection(client):
-    """While a deep page is served, the next waits for it, and lets every other read by."""
-    del app.dependency_overrides[get_db]  # the app's own session: reads take turns
-    # (It reads outside the test's transaction: the lists are empty, the profile is missing.)
+async def held_up_by_a_deep_page(client, urls: list[str], meanwhile=None) -> list[int]:
+    """Ask for `urls` while a deep page holds the deep pages' turn: each waits for it (checked)
+    while `meanwhile` runs; their status codes once the turn is free."""
     responses = {}
 
     async def get(url: str) -> None:
         responses[url] = await client.get(url)
 
+    serving = database.deep_read_turn()
+    await serving.__aenter__()  # a deep page holds the turn
+    async with anyio.create_task_group() as tg:
+        for url in urls:
+            tg.start_soon(get, url)
+        await anyio.wait_all_tasks_blocked()
+        assert database._deep_read_turns.statistics().tasks_waiting == len(urls)
+        if meanwhile is not None:
+            await meanwhile()
+        assert responses == {}
+        await serving.__aexit__(None, None, None)
+    return [response.status_code for response in responses.values()]
+
+
+async def test_deep_pages_wait_for_their_turn_holding_no_read_connection(client):
+    """While a deep page is served, the next waits for it, and lets every other read by."""
+    del app.dependency_overrides[get_db]  # the app's own session: reads take turns
+    # (It reads outside the test's transaction: the lists are empty, the profile is missing.)
+
+    async def shallow_reads_go_by() -> None:
+        assert database._read_turns.statistics().borrowed_tokens == 0
+        served = {url: (await client.get(url)).status_code for url in SHALLOW_READS}
+        assert served == SHALLOW_READS
+
     try:
-        serving = database.deep_read_turn()
-        await serving.__aenter__()  # a deep page holds the turn
-        async with anyio.create_task_group() as tg:
-            for url in ("/api/posts?skip=5000", "/posts?skip=5000"):
-                tg.start_soon(get, url)
-            await anyio.wait_all_tasks_blocked()
-            assert database._deep_read_turns.statistics().tasks_waiting == 2
-            assert database._read_turns.statistics().borrowed_tokens == 0
-            served = {url: (await client.get(url)).status_code for url in SHALLOW_READS}
-            assert served == SHALLOW_READS
-            assert responses == {}
-            await serving.__aexit__(None, None, None)
-        assert [r.status_code for r in responses.values()] == [200, 200]
+        deep = ["/api/posts?skip=5000", "/posts?skip=5000"]
+        assert await held_up_by_a_deep_page(client, deep, shallow_reads_go_by) == [200, 200]
     finally:
         await database.engine.dispose()
         await database.read_engine.dispose()
@@ -221,46 +233,20 @@ async def test_deep_pages_wait_for_their_turn_holding_no_read_connection(client)
 
 async def test_a_users_deep_pages_take_the_same_turns(client, alice):
     user, _ = alice
-    responses = {}
-
-    async def get(url: str) -> None:
-        responses[url] = await client.get(url)
-
-    serving = database.deep_read_turn()
-    await serving.__aenter__()
-    async with anyio.create_task_group() as tg:
-        for url in (
-            f"/api/users/{user['id']}/posts?skip=5000",
-            f"/users/{user['id']}/posts?skip=5000",
-        ):
-            tg.start_soon(get, url)
-        await anyio.wait_all_tasks_blocked()
-        assert database._deep_read_turns.statistics().tasks_waiting == 2
-        assert responses == {}
-        await serving.__aexit__(None, None, None)
-    assert [r.status_code for r in responses.values()] == [200, 200]
+    deep = [f"/api/users/{user['id']}/posts?skip=5000", f"/users/{user['id']}/posts?skip=5000"]
+    assert await held_up_by_a_deep_page(client, deep) == [200, 200]
 
 
 async def test_the_first_deep_page_is_skip_1000(client):
     """skip=1000 waits for the turn of the deep pages; skip=999 goes by."""
     del app.dependency_overrides[get_db]  # the app's own sessions, one per request
-    responses = {}
 
-    async def get(url: str) -> None:
-        responses[url] = await client.get(url)
+    async def skip_999_goes_by() -> None:
+        assert (await client.get("/api/posts?skip=999")).status_code == 200
 
     try:
-        serving = database.deep_read_turn()
-        await serving.__aenter__()
-        async with anyio.create_task_group() as tg:
-            for url in ("/api/posts?skip=1000", "/posts?skip=1000"):
-                tg.start_soon(get, url)
-            await anyio.wait_all_tasks_blocked()
-            assert database._deep_read_turns.statistics().tasks_waiting == 2
-            assert (await client.get("/api/posts?skip=999")).status_code == 200
-            assert responses == {}
-            await serving.__aexit__(None, None, None)
-        assert [r.status_code for r in responses.values()] == [200, 200]
+        deep = ["/api/posts?skip=1000", "/posts?skip=1000"]
+        assert await held_up_by_a_deep_page(client, deep, skip_999_goes_by) == [200, 200]
     finally:
         await database.engine.dispose()
         await database.read_engine.dispose()

@@ -191,3 +191,20 @@ async def test_my_posts_run_a_fixed_number_of_queries(client, engine, authors):
             response = await client.get(f"/api/users/me/posts?limit={limit}", headers=headers)
         assert response.status_code == 200
         assert len(statements) == 2  # the user, then the page
+
+
+@pytest.mark.parametrize(
+    ("path", "written"),
+    [
+        ("/api/posts?limit=7", "LIMIT 8 OFFSET 0"),  # one more: whether a next page exists
+        ("/api/posts/{post}/comments?skip=2&limit=7", "LIMIT 7 OFFSET 2"),
+    ],
+)
+async def test_a_page_s_limit_and_offset_are_written_in_its_sql(client, discussed, path, written):
+    """Not parameters: each page size and depth is a statement of its own, which psycopg
+    prepares and PostgreSQL then plans once (a generic plan), not on every request
+    (database.fetch_all)."""
+    with count_statements() as statements:
+        response = await client.get(path.format(post=discussed[0]))
+    assert response.status_code == 200
+    assert [statement for statement in statements if written in statement]

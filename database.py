@@ -344,6 +344,7 @@ async def fetch_all(
 
 @lru_cache(maxsize=1024)
 def inline_integers(sql: str, values: tuple[tuple[str, int], ...]) -> str:
+    """`inline_integer` for each (name, value), remembered for the page sizes and depths seen."""
     for name, value in values:
         sql = inline_integer(sql, name, value)
     return sql

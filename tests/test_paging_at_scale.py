@@ -213,22 +213,29 @@ async def held_up_by_a_deep_page(client, urls: list[str], meanwhile=None) -> lis
     return [response.status_code for response in responses.values()]
 
 
-async def test_deep_pages_wait_for_their_turn_holding_no_read_connection(client):
+@pytest.fixture
+async def own_sessions(client):
+    """The client on the app's own sessions, one per request, so reads take turns (outside the
+    test's transaction: the lists are empty, profiles missing); its pools emptied after."""
+    del app.dependency_overrides[get_db]
+    try:
+        yield client
+    finally:
+        await database.engine.dispose()
+        await database.read_engine.dispose()
+
+
+async def test_deep_pages_wait_for_their_turn_holding_no_read_connection(own_sessions):
     """While a deep page is served, the next waits for it, and lets every other read by."""
-    del app.dependency_overrides[get_db]  # the app's own session: reads take turns
-    # (It reads outside the test's transaction: the lists are empty, the profile is missing.)
+    client = own_sessions
 
     async def shallow_reads_go_by() -> None:
         assert database._read_turns.statistics().borrowed_tokens == 0
         served = {url: (await client.get(url)).status_code for url in SHALLOW_READS}
         assert served == SHALLOW_READS
 
-    try:
-        deep = ["/api/posts?skip=5000", "/posts?skip=5000"]
-        assert await held_up_by_a_deep_page(client, deep, shallow_reads_go_by) == [200, 200]
-    finally:
-        await database.engine.dispose()
-        await database.read_engine.dispose()
+    deep = ["/api/posts?skip=5000", "/posts?skip=5000"]
+    assert await held_up_by_a_deep_page(client, deep, shallow_reads_go_by) == [200, 200]
 
 
 async def test_a_users_deep_pages_take_the_same_turns(client, alice):
@@ -237,16 +244,12 @@ async def test_a_users_deep_pages_take_the_same_turns(client, alice):
     assert await held_up_by_a_deep_page(client, deep) == [200, 200]
 
 
-async def test_the_first_deep_page_is_skip_1000(client):
+async def test_the_first_deep_page_is_skip_1000(own_sessions):
     """skip=1000 waits for the turn of the deep pages; skip=999 goes by."""
-    del app.dependency_overrides[get_db]  # the app's own sessions, one per request
+    client = own_sessions
 
     async def skip_999_goes_by() -> None:
         assert (await client.get("/api/posts?skip=999")).status_code == 200
 
-    try:
-        deep = ["/api/posts?skip=1000", "/posts?skip=1000"]
-        assert await held_up_by_a_deep_page(client, deep, skip_999_goes_by) == [200, 200]
-    finally:
-        await database.engine.dispose()
-        await database.read_engine.dispose()
+    deep = ["/api/posts?skip=1000", "/posts?skip=1000"]
+    assert await held_up_by_a_deep_page(client, deep, skip_999_goes_by) == [200, 200]

@@ -131,10 +131,8 @@ def ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError("the connection was closed while idle") from error
 
 
-# Keys of `Session.info`: the read engine of a session made by the app, and whether the
-# request's read is an expensive one (see `mark_expensive_read`).
+# The key of `Session.info` that holds the read engine of a session made by the app.
 READ_ENGINE = "read_engine"
-EXPENSIVE_READ = "expensive_read"
 
 
 def make_sessionmaker(
@@ -223,8 +221,9 @@ def deep_read_turn() -> Turn:
     return Turn(_deep_read_turns, "turn for an expensive read")
 
 
-# The scope key of the check `before_read` registers.
+# The scope keys of the check `before_read` registers, and of `mark_expensive_read`.
 BEFORE_READ = "blog.before_read"
+EXPENSIVE_READ = "blog.expensive_read"
 ReadCheck = Callable[[AsyncConnection], Awaitable[None]]
 
 
@@ -250,7 +249,7 @@ async def get_read_db(session: SessionDep, request: Request) -> AsyncGenerator[A
     uncommitted writes here: routes either read here or write with the session, never both.
     The check of `before_read`, if any, runs on the connection before the route reads.
     """
-    deep_turn = deep_read_turn() if session.info.get(EXPENSIVE_READ) else nullcontext()
+    deep_turn = deep_read_turn() if request.scope.get(EXPENSIVE_READ) else nullcontext()
     own_read_engine = session.info.get(READ_ENGINE)
     check: ReadCheck | None = request.scope.get(BEFORE_READ)
     if own_read_engine is None:
@@ -266,12 +265,14 @@ async def get_read_db(session: SessionDep, request: Request) -> AsyncGenerator[A
         yield connection
 
 
-def mark_expensive_read(session: AsyncSession) -> None:
+def mark_expensive_read(request: Request) -> None:
     """Make this request's read wait for `deep_read_turn()` before it takes a connection.
 
-    Call it from a dependency that the route declares before the read connection.
+    Call it from a dependency that the route declares before the read connection. (A mark on
+    the request, as `before_read`'s: a dependency on the session, even one already solved,
+    costs FastAPI a pass over it on every request.)
     """
-    session.info[EXPENSIVE_READ] = True
+    request.scope[EXPENSIVE_READ] = True
 
 
 def read_from_primary(session: AsyncSession) -> None:

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from config import site_url
 from content import highlighted
-from database import ReadDep, SessionDep
+from database import ReadDep
 from routers.comments import fetch_comments_page
 from routers.posts import (
     PageStart,
@@ -114,12 +114,12 @@ def render_error_page(
     return render(request, "error.html", context, status_code=status_code, headers=headers)
 
 
-async def page_skip(session: SessionDep, skip: Annotated[int, Query(ge=0)] = 0) -> int:
+async def page_skip(request: Request, skip: Annotated[int, Query(ge=0)] = 0) -> int:
     """`skip` of a list page, marked when deep (as the API's `page_offset`); deeper than the
     API allows, an error page pointing to cursors."""
     if skip > MAX_SKIP:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=Detail.SKIP_TOO_DEEP)
-    return await page_offset(session, skip)
+    return await page_offset(request, skip)
 
 
 PageSkip = Annotated[int, Depends(page_skip)]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import (
     BindParameter,
@@ -526,10 +526,10 @@ async def fetch_headlines(
 DEEP_SKIP = 1000
 
 
-async def page_offset(session: SessionDep, skip: Skip = 0) -> int:
+async def page_offset(request: Request, skip: Skip = 0) -> int:
     """`skip`; a deep page is marked as an expensive read. Declared before the read connection."""
     if skip >= DEEP_SKIP:
-        mark_expensive_read(session)
+        mark_expensive_read(request)
     return skip
 
 
@@ -541,10 +541,10 @@ class PageStart:
     after: Position | None = None
 
 
-async def page_start(session: SessionDep, skip: Skip = 0, cursor: CursorParam = None) -> PageStart:
+async def page_start(request: Request, skip: Skip = 0, cursor: CursorParam = None) -> PageStart:
     """`start_at`; a deep page is marked as an expensive read (`page_offset`), so this is
     declared before the read connection."""
-    return start_at(await page_offset(session, skip), cursor)
+    return start_at(await page_offset(request, skip), cursor)
 
 
 def start_at(skip: int, cursor: str | None) -> PageStart:

@@ -46,6 +46,14 @@ async def test_a_picture_that_cannot_be_deleted_is_logged_with_the_reason(backen
     assert "StorageError: [Errno 21] Is a directory" in caplog.text
 
 
+async def test_saving_makes_the_folders_a_key_needs(backend):
+    """The media folder may not exist yet (a new disk, a new volume): the first picture makes
+    it, and the folder of its key."""
+    assert not backend.root.exists()
+    await backend.save("profile_pics/first.jpg", b"jpeg bytes", "image/jpeg")
+    assert (backend.root / "profile_pics" / "first.jpg").read_bytes() == b"jpeg bytes"
+
+
 async def test_a_picture_that_cannot_be_written_fails_with_the_reason(backend):
     (backend.root / "profile_pics" / "taken.jpg").mkdir(parents=True)  # write_bytes() refuses
 

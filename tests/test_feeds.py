@@ -384,9 +384,18 @@ async def test_every_page_links_the_site_feed_and_lists_link_their_own(client, a
         assert f'<a href="{feeds[-1]}">' in response.text, path  # and a visible link
 
 
-def test_absolute_urls_use_the_configured_origin_not_the_request(monkeypatch):
-    monkeypatch.setattr(settings, "frontend_url", "https://blog.example.com/")
-    assert site_url("/feed.xml") == "https://blog.example.com/feed.xml"
+@pytest.mark.parametrize(
+    ("frontend_url", "feed"),
+    [
+        ("https://blog.example.com/", "https://blog.example.com/feed.xml"),
+        ("https://blog.example.com", "https://blog.example.com/feed.xml"),
+        # A site under a path keeps all of it: only the trailing slash goes.
+        ("https://example.com/TeX/", "https://example.com/TeX/feed.xml"),
+    ],
+)
+def test_absolute_urls_use_the_configured_origin_not_the_request(monkeypatch, frontend_url, feed):
+    monkeypatch.setattr(settings, "frontend_url", frontend_url)
+    assert site_url("/feed.xml") == feed
 
 
 # --- The documents, without HTTP -------------------------------------------------------------

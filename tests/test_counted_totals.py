@@ -55,6 +55,7 @@ async def test_under_one_snapshot_a_list_is_counted_once(writer):
     url = f"/api/users/{user['id']}/posts"
     async with one_snapshot(engine) as (reader, _):
         assert (await reader.get(url)).json()["total"] == 2  # counted, and remembered
+        assert list(routers.posts.counted_totals.values.values()) == [2]
         plant(1000)
         page = (await reader.get(url)).json()
         assert page["total"] == 1000  # the same snapshot: the remembered count, not a new one
@@ -64,13 +65,29 @@ async def test_under_one_snapshot_a_list_is_counted_once(writer):
 
 
 async def test_each_list_remembers_its_own_total(writer):
-    _client, engine, user, _headers = writer
+    client, engine, user, _headers = writer
+    _, someone_else = await create_user_and_login(client, "totalsother")
+    await create_test_post(client, someone_else, title="Three")
     async with one_snapshot(engine) as (reader, _):
         mine = (await reader.get(f"/api/users/{user['id']}/posts")).json()["total"]
-        everyone = (await reader.get("/api/posts?tag=nothing-here")).json()["total"]
-        assert (mine, everyone) == (2, 0)
+        everyone = (await reader.get("/api/posts")).json()["total"]
+        tagged = (await reader.get("/api/posts?tag=nothing-here")).json()["total"]
+        assert (mine, everyone, tagged) == (2, 3, 0)
         # Again, from memory: each list's own count.
         assert (await reader.get(f"/api/users/{user['id']}/posts?limit=1")).json()["total"] == 2
+        assert (await reader.get("/api/posts?limit=1")).json()["total"] == 3
+
+
+async def test_each_search_remembers_its_own_total(writer):
+    """Searches for other words under the same snapshot: each shows its own count, never the
+    one remembered for another query."""
+    _client, engine, _user, _headers = writer
+    async with one_snapshot(engine) as (reader, _):
+        totals = [
+            (await reader.get("/api/posts", params={"q": q})).json()["total"]
+            for q in ("one", "post", "one")
+        ]
+    assert totals == [1, 2, 1]  # "One" by its title; both by their content, "First post"
 
 
 async def test_a_connection_that_has_written_always_counts(client, db_session):

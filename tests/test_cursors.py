@@ -189,10 +189,15 @@ async def add_posts(db_session, user_id: int, count: int, **columns) -> list[int
     return ids
 
 
+# More pages than any test here writes: a list whose next_cursor never ends fails, not hangs.
+MAX_PAGES = 100
+
+
 async def all_pages(client, path: str, limit: int, **params) -> list[dict]:
     """Every page of a list, following next_cursor from the first page."""
     pages = [(await client.get(path, params={"limit": limit, **params})).json()]
     while pages[-1]["next_cursor"] is not None:
+        assert len(pages) <= MAX_PAGES, "next_cursor never ends"
         cursor = pages[-1]["next_cursor"]
         response = await client.get(path, params={"limit": limit, "cursor": cursor, **params})
         assert response.status_code == 200, response.text
@@ -214,6 +219,7 @@ async def test_cursor_pages_continue_the_list_while_new_posts_arrive(client, ali
     first = (await client.get("/api/posts", params={"limit": 3})).json()
     pages = [first]
     while pages[-1]["next_cursor"]:
+        assert len(pages) < 3, "next_cursor never ends"
         await create_test_post(client, headers, title="Written meanwhile")  # newer: before it
         cursor = pages[-1]["next_cursor"]
         pages.append((await client.get("/api/posts", params={"limit": 3, "cursor": cursor})).json())

@@ -16,6 +16,7 @@ from routers.posts import (
     search_statement,
 )
 from schemas import MAX_SEARCH_LENGTH, one_negation_between_words
+from tests.test_query_counts import count_statements
 
 pytestmark = pytest.mark.anyio
 
@@ -234,6 +235,38 @@ async def test_total_beyond_the_counted_bound_is_estimated(client, db_session, a
     await db_session.execute(text("ANALYZE posts"))
     page = await search(client, "wombat", limit=1)
     assert page["total"] >= COUNTED_UP_TO and page["has_more"] is True
+
+
+async def statements_for_search(client, q: str, **params) -> int:
+    """How many queries a search page sends to PostgreSQL."""
+    with count_statements() as statements:
+        await search(client, q, **params)
+    return len(statements)
+
+
+async def test_a_search_page_is_one_query_two_only_where_it_crosses_to_older_matches(
+    client, db_session, alice
+):
+    """The ranked matches and the total in one query, also on the page that ends with the
+    last ranked match, or that reaches past it when no older match exists; a second query
+    reads the older matches only when there are some."""
+    user, _ = alice
+    await insert_posts(db_session, user["id"], RANKED_MATCHES, "'Post ' || g", "'a numbat'")
+    assert await statements_for_search(client, "numbat", limit=3) == 1
+    assert await statements_for_search(client, "numbat", skip=RANKED_MATCHES - 2, limit=4) == 1
+    await insert_posts(db_session, user["id"], 1, "'One more'", "'a numbat'")
+    assert await statements_for_search(client, "numbat", skip=RANKED_MATCHES - 2, limit=2) == 1
+    assert await statements_for_search(client, "numbat", skip=RANKED_MATCHES - 2, limit=4) == 2
+
+
+async def test_a_search_that_reaches_the_counted_bound_asks_the_planner_in_one_more_query(
+    client, db_session, alice
+):
+    """Exactly COUNTED_UP_TO matches: the count stopped there, so there may be more; the total
+    is the planner's estimate, read in a second query."""
+    user, _ = alice
+    await insert_posts(db_session, user["id"], COUNTED_UP_TO, "'Post ' || g", "'a bilby'")
+    assert await statements_for_search(client, "bilby", limit=1) == 2
 
 
 # --- an index serves it -----------------------------------------------------------------------

@@ -119,6 +119,25 @@ async def test_invalid_tags_are_422(client, alice, tags):
     assert response.status_code == 422, response.text
 
 
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        (["ok", "tag!"], "a tag is 1 to 30 characters of a-z, 0-9 and '-'"),
+        (["a", "b", "c", "d", "e", "f"], "a post has at most 5 tags"),
+    ],
+)
+async def test_a_refused_tag_list_says_which_rule_it_breaks(client, alice, tags, message):
+    """The 422 names the tags field and the rule (the list is checked whole, once)."""
+    _, headers = alice
+    response = await client.post(
+        "/api/posts", json={"title": "t", "content": "c", "tags": tags}, headers=headers
+    )
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "tags"]
+    assert error["msg"] == f"Value error, {message}"
+
+
 async def test_five_tags_of_thirty_characters_are_accepted(client, alice):
     _, headers = alice
     tags = [f"{i}" + "x" * 29 for i in range(5)]

@@ -178,7 +178,13 @@ async def test_content_over_200000_bytes_is_refused_in_every_write(client, alice
     assert stored["content"] == post["content"]
 
 
-@pytest.mark.parametrize("content", ["😀" * 50_000, "a" * 100_000], ids=["emoji", "ascii"])
+@pytest.mark.parametrize(
+    "content",
+    # 200,000 bytes each (the ascii one also 100,000 characters); the chinese one has enough
+    # characters that its bytes must be counted.
+    ["😀" * 50_000, "a" * 100_000, "中" * 66_666 + "ab"],
+    ids=["emoji", "ascii", "chinese"],
+)
 async def test_content_up_to_the_limits_is_stored_whole(client, alice, content):
     _, headers = alice
     post = await create_test_post(client, headers, content=content)

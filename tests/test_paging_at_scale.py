@@ -173,6 +173,7 @@ async def test_content_over_200000_bytes_is_refused_in_every_write(client, alice
         assert response.status_code == 422, (method, response.text)
         [error] = response.json()["detail"]
         assert error["loc"] == ["body", "content"]
+        assert error["type"] == "content_too_many_bytes"  # for a client to tell it apart
         assert error["msg"] == Detail.CONTENT_TOO_MANY_BYTES
     stored = (await client.get(f"/api/posts/{post['id']}")).json()
     assert stored["content"] == post["content"]

@@ -116,6 +116,18 @@ async def test_hostile_post_fields_are_a_4xx(client, alice, body):
     assert_client_error(await send_json(client, "POST", "/api/posts", body, headers))
 
 
+@pytest.mark.parametrize("field", ["title", "content"])
+async def test_a_nul_character_is_refused_by_name(client, alice, field):
+    """PostgreSQL text cannot hold NUL: the 422 says so, on the field that holds one."""
+    _user, headers = alice
+    body = {"title": "t", "content": "c", field: "nul \x00 byte"}
+    response = await client.post("/api/posts", json=body, headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", field]
+    assert error["msg"] == "Value error, must not contain NUL characters"
+
+
 @pytest.mark.parametrize(
     "content",
     [b"", b"{", b"null", b"[]", b'"text"', b"\xff\xfe\x00", b'{"title": "t", "content": "c"' * 3],

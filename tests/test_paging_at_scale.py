@@ -109,9 +109,11 @@ async def test_total_beyond_the_bound_is_estimated_and_the_deepest_page_still_ha
 
 
 @pytest.fixture
-async def read_timeout_of_50_ms(client, monkeypatch):
-    """The app on real engines, its read engine built with DB_READ_STATEMENT_TIMEOUT_MS=50."""
-    monkeypatch.setattr(settings, "db_read_statement_timeout_ms", 50)
+async def short_read_timeout(client, monkeypatch):
+    """The app on real engines, its read engine built with DB_READ_STATEMENT_TIMEOUT_MS=500:
+    far longer than a read of this small test database takes, even on a busy machine, so
+    that only the locked reads below are cut."""
+    monkeypatch.setattr(settings, "db_read_statement_timeout_ms", 500)
     engine = make_engine(TEST_DATABASE_URL)
     read_engine = make_engine(TEST_DATABASE_URL, autocommit=True)
     serve_app_from(engine, read_engine)
@@ -121,7 +123,7 @@ async def read_timeout_of_50_ms(client, monkeypatch):
 
 
 async def test_a_read_past_the_statement_timeout_gets_503_and_the_app_carries_on(
-    client, read_timeout_of_50_ms, engine, caplog
+    client, short_read_timeout, engine, caplog
 ):
     async with engine.connect() as locker:
         await locker.begin()
@@ -143,7 +145,7 @@ async def test_a_read_past_the_statement_timeout_gets_503_and_the_app_carries_on
     assert response.status_code == 200
 
 
-async def test_writes_are_not_cut_by_the_read_timeout(client, read_timeout_of_50_ms):
+async def test_writes_are_not_cut_by_the_read_timeout(client, short_read_timeout):
     engine = make_engine(TEST_DATABASE_URL)
     try:
         async with engine.connect() as connection:

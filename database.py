@@ -358,7 +358,11 @@ async def fetch_sql(
     connection: AsyncConnection, sql: str, params: Mapping[str, Any] | None = None
 ) -> list[tuple[Any, ...]]:
     """`fetch_all` for SQL written out."""
-    raw = await connection.get_raw_connection()
+    sync = connection.sync_connection
+    if sync is not None and not sync.invalidated:
+        raw = sync.connection  # checked out: at hand, without get_raw_connection's greenlet
+    else:
+        raw = await connection.get_raw_connection()  # reconnects, or raises as SQLAlchemy does
     driver = raw.driver_connection  # psycopg's AsyncConnection, open: just checked out
     assert driver is not None
     try:

@@ -6,6 +6,7 @@ sub-dependency of it: on the app's own session that is a connection of the read 
 test that overrides `get_db` alone sees every route, reads included, through its session.
 """
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import nullcontext
@@ -201,8 +202,10 @@ class Turn:
             await self.wait()
 
     async def wait(self) -> None:
+        # asyncio's own timeout (the app runs on asyncio): entered and left in half the time
+        # of anyio's cancel scope. anyio's limiter gives up the wait when cancelled either way.
         try:
-            with anyio.fail_after(POOL_TIMEOUT_SECONDS):
+            async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
                 await self.turns.acquire_on_behalf_of(self.borrower)
         except TimeoutError:
             raise PoolTimeoutError(f"no {self.what} became free in time") from None
@@ -355,7 +358,11 @@ async def fetch_sql(
     connection: AsyncConnection, sql: str, params: Mapping[str, Any] | None = None
 ) -> list[tuple[Any, ...]]:
     """`fetch_all` for SQL written out."""
-    raw = await connection.get_raw_connection()
+    sync = connection.sync_connection
+    if sync is not None and not sync.invalidated:
+        raw = sync.connection  # checked out: at hand, without get_raw_connection's greenlet
+    else:
+        raw = await connection.get_raw_connection()  # reconnects, or raises as SQLAlchemy does
     driver = raw.driver_connection  # psycopg's AsyncConnection, open: just checked out
     assert driver is not None
     try:

@@ -5,7 +5,7 @@ import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -346,8 +346,14 @@ async def fetch_page(
 
 def cursor_after(row: tuple[Any, ...]) -> str:
     """The cursor of the page that follows the post of `row` (a row of POST_COLUMNS)."""
-    position = Position(date_posted=row[4], id=row[0])
-    return encode_cursor(position, cursor_key(settings.jwt_secret))
+    return signed_cursor(Position(date_posted=row[4], id=row[0]), settings.jwt_secret)
+
+
+@lru_cache(maxsize=1024)
+def signed_cursor(position: Position, secret: str) -> str:
+    """`encode_cursor`, remembered: a list's first page ends at the same post, and so signs
+    the same cursor, for every reader until a newer post comes."""
+    return encode_cursor(position, cursor_key(secret))
 
 
 async def estimate_total(

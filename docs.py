@@ -15,9 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 ASSETS_URL = "/docs/assets"
+# `base-uri` and `form-action` have no fallback to `default-src`: without them, markup slipped
+# into a page could re-point its relative URLs (a <base>) or send a form to another origin.
+# Neither page needs a <base>, and Swagger UI's requests (the login form's too) are fetches.
 COMMON_POLICY = (
     "default-src 'self'; script-src 'self'; {style}; img-src 'self' data:; font-src 'self'; "
-    "object-src 'none'; frame-ancestors 'none'{extra}"
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'{extra}"
 )
 SWAGGER_UI_POLICY = COMMON_POLICY.format(style="style-src 'self'", extra="")
 REDOC_POLICY = COMMON_POLICY.format(

@@ -15,14 +15,17 @@ from main import app
 pytestmark = pytest.mark.anyio
 
 # The policies of the contract, spelled out here rather than imported from the code they test.
+# `base-uri` and `form-action` do not fall back to `default-src`: without them an injected
+# <base> or <form> could point the page's relative URLs or a submission at another origin.
 SWAGGER_UI_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; object-src 'none'; frame-ancestors 'none'"
+    "font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
 )
 REDOC_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-    "worker-src blob:"
+    "base-uri 'none'; form-action 'self'; worker-src blob:"
 )
 DOCS_PAGES = {"/docs": SWAGGER_UI_POLICY, "/redoc": REDOC_POLICY}
 JSON, FORM, MULTIPART = (

@@ -59,9 +59,12 @@ export function onSubmit(form, action) {
 }
 
 /**
- * Where to go after logging in: `next` when it resolves to this site, else the home page.
- * The browser's own URL parser decides, so every spelling it would follow elsewhere
+ * Where to go after logging in: `next` when it resolves to a path of this site, else the home
+ * page. The browser's own URL parser decides, so every spelling it would follow elsewhere
  * (`/\host`, `//host`, tabs or newlines inside, `javascript:`) is caught as it would be read.
+ * The path is checked too: dot segments go only as the URL is parsed, so `/.//host` (or
+ * `/%2e//host`, `/x/../../\host`) has this origin but the path `//host`, which, followed as a
+ * path, is another site's address.
  */
 export function safeNext(value) {
   const home = "/";
@@ -72,7 +75,9 @@ export function safeNext(value) {
   } catch {
     return home;
   }
-  return url.origin === window.location.origin ? url.pathname + url.search + url.hash : home;
+  const path = url.pathname;
+  const onePath = path.startsWith("/") && !path.startsWith("//") && !path.startsWith("/\\");
+  return url.origin === window.location.origin && onePath ? path + url.search + url.hash : home;
 }
 
 const DATE_FORMAT = new Intl.DateTimeFormat("en-US", { month: "long", day: "numeric", year: "numeric" });

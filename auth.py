@@ -6,10 +6,12 @@ import os
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import jwt
@@ -61,9 +63,10 @@ _hash_pool = ThreadPoolExecutor(
     thread_name_prefix="password-hash",
     initializer=_lower_thread_priority,
 )
-# Hashes submitted and not finished (running or queued). Finished ones are counted off by the
-# executor's thread, hence the lock.
+# Hashes submitted and not finished (running or queued), in all and per account. Finished
+# ones are counted off by the executor's thread, hence the lock.
 _hash_jobs = 0
+_hash_jobs_by_account: Counter[str] = Counter()
 _hash_jobs_lock = threading.Lock()
 # What a client is told to wait when the queue is full: a few hashes' time.
 HASH_RETRY_AFTER_SECONDS = 2
@@ -74,20 +77,37 @@ def hashes_waiting() -> int:
     return max(0, _hash_jobs - HASH_WORKERS)
 
 
-def _hash_finished(_future: Future[Any]) -> None:
+def _hash_finished(account: str | None, _future: Future[Any]) -> None:
     global _hash_jobs
     with _hash_jobs_lock:
         _hash_jobs -= 1
+        if account is not None:
+            _hash_jobs_by_account[account] -= 1
+            if not _hash_jobs_by_account[account]:
+                del _hash_jobs_by_account[account]  # it holds only accounts in flight
 
 
-async def _in_hash_pool(function: Callable[..., T], *args: object) -> T:
-    """Run `function` in the hash pool; a 503 at once when PASSWORD_HASH_MAX_WAITING wait already.
+async def _in_hash_pool(function: Callable[..., T], *args: object, account: str | None = None) -> T:
+    """Run `function` in the hash pool, for `account` (ratelimit.account_key of its email;
+    None: a hash for no account, such as the demo data's).
 
-    A bounded queue turns a flood of logins or password changes into quick refusals instead
-    of minutes of waiting, each holding a client open.
+    Two refusals, both at once and before anything is queued:
+    - 429 when the account already has PASSWORD_HASH_PER_ACCOUNT hashes in flight: however
+      many requests one account sends at once, it holds that many places, and everyone
+      else's logins wait behind at most those;
+    - 503 when PASSWORD_HASH_MAX_WAITING wait already: a bounded queue turns a flood of
+      logins from many accounts into quick refusals instead of minutes of waiting.
     """
     global _hash_jobs
     with _hash_jobs_lock:
+        if account is not None and (
+            _hash_jobs_by_account[account] >= settings.password_hash_per_account
+        ):
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                detail=Detail.RATE_LIMITED,
+                headers={"Retry-After": str(HASH_RETRY_AFTER_SECONDS)},
+            )
         if _hash_jobs - HASH_WORKERS >= settings.password_hash_max_waiting:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -95,18 +115,24 @@ async def _in_hash_pool(function: Callable[..., T], *args: object) -> T:
                 headers={"Retry-After": str(HASH_RETRY_AFTER_SECONDS)},
             )
         _hash_jobs += 1
+        if account is not None:
+            _hash_jobs_by_account[account] += 1
     future = _hash_pool.submit(function, *args)
-    future.add_done_callback(_hash_finished)  # also when cancelled before it ran
+    future.add_done_callback(partial(_hash_finished, account))  # also when cancelled unrun
     return await asyncio.wrap_future(future)
 
 
-async def hash_password(password: str) -> str:
-    return await _in_hash_pool(password_hash.hash, password)
+async def hash_password(password: str, *, account: str | None) -> str:
+    return await _in_hash_pool(password_hash.hash, password, account=account)
 
 
-async def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
+async def verify_password(
+    password: str, hashed: str | None, *, account: str
+) -> tuple[bool, str | None]:
     """Check a password; also return a fresh hash when the stored one uses outdated parameters."""
-    return await _in_hash_pool(password_hash.verify_and_update, password, hashed or _DUMMY_HASH)
+    return await _in_hash_pool(
+        password_hash.verify_and_update, password, hashed or _DUMMY_HASH, account=account
+    )
 
 
 def create_access_token(user: models.User) -> str:

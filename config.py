@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     rate_limit_password_change: str = "5/hour"
     rate_limit_upload: str = "10/hour"
     rate_limit_post: str = "30/hour"
+    # Each renders Markdown: edits of posts (PUT, PATCH) and previews, per logged-in user.
+    rate_limit_post_write: str = "60/hour"
+    rate_limit_preview: str = "30/minute"
+    # Per client, on every route that checks a password (login has its own above): password
+    # and email changes.
+    rate_limit_password_check: str = "10/minute"
     # Per client, for writing comments.
     rate_limit_comment: str = "10/minute"
 
@@ -101,6 +107,9 @@ class Settings(BaseSettings):
         "rate_limit_password_change",
         "rate_limit_upload",
         "rate_limit_post",
+        "rate_limit_post_write",
+        "rate_limit_preview",
+        "rate_limit_password_check",
         "rate_limit_comment",
     )
     @classmethod
@@ -121,6 +130,9 @@ class Settings(BaseSettings):
     # connection and little memory: 64 hashes of pwdlib's argon2 are 5 to 20 seconds of work
     # on one thread. A waiting upload holds its body (up to MAX_UPLOAD_SIZE_BYTES).
     password_hash_max_waiting: Annotated[int, Field(ge=0)] = 64
+    # Hashes one account may have running or waiting at once (per worker): one more gets a 429
+    # at once, so a flood aimed at one account holds this many places in the queue, not all.
+    password_hash_per_account: Annotated[int, Field(ge=1)] = 2
     image_max_waiting: Annotated[int, Field(ge=0)] = 8
 
     @property

@@ -4,28 +4,41 @@ Pure functions, called when a post is written (and by the migration that back-fi
 posts); nothing here touches the database or HTTP.
 
 Two layers, each from a library made for the job:
-- markdown-it-py renders CommonMark plus tables and strikethrough (its "js-default" preset).
-  That preset has `html` off, so raw HTML in the source comes out as text, and its link
-  validator already refuses `javascript:`, `vbscript:` and `file:` URLs.
+- pyromark (Python bindings to pulldown-cmark, the Rust CommonMark parser behind rustdoc and
+  mdBook) renders CommonMark plus tables and strikethrough. It parses in time linear in the
+  input, whatever its shape: runs of `[`, `![`, `*` or backticks that cost a backtracking
+  parser seconds cost it milliseconds. Raw HTML in the source is shown as text: each piece of
+  it is escaped in the source before the HTML is made.
 - nh3 (the Rust ammonia sanitiser) then keeps only an allowlist of tags, attributes and URL
-  schemes, whatever the renderer produced: a bug or a plugin in the first layer cannot let a
-  script through the second. Links get `rel="nofollow ugc noopener"`.
+  schemes, whatever the renderer produced (pulldown-cmark itself keeps any link scheme): a bug
+  in the first layer cannot let a script through the second. Links get
+  `rel="nofollow ugc noopener"`.
+
+The sanitiser's HTML parser slows down with the depth of the elements it holds open, so a
+source that nests more than MAX_NESTING levels (quotes in quotes, lists in lists, emphasis in
+emphasis) is refused: `NestedTooDeep`. Nobody writes a quote 33 levels deep; an attacker
+writes 50,000.
 """
 
 import math
-import re
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import nh3
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+import pyromark
 from markupsafe import Markup, escape
+from pyromark.event import Range
 
 EXCERPT_LENGTH = 200
 WORDS_PER_MINUTE = 200
 ELLIPSIS = "…"
 
-_markdown = MarkdownIt("js-default")  # CommonMark + tables + strikethrough; raw HTML is text
+MAX_NESTING = 32
+_OPTIONS = pyromark.Options.ENABLE_TABLES | pyromark.Options.ENABLE_STRIKETHROUGH
+# Elements inside a line of text: the others are blocks, which separate words.
+_INLINE = frozenset({"Emphasis", "Strong", "Strikethrough", "Link", "Image"})
+_RAW_HTML = frozenset({"Html", "InlineHtml"})
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "code",
@@ -65,30 +78,81 @@ def sanitize_html(html: str) -> str:
     return _cleaner.clean(html)
 
 
+class NestedTooDeep(ValueError):
+    """The source nests blocks or emphasis deeper than MAX_NESTING levels."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"must not nest quotes, lists or emphasis more than {MAX_NESTING} levels deep"
+        )
+
+
+def _events(source: str) -> Iterator[tuple[str, Any, Range]]:
+    """pulldown-cmark's events as (kind, value, byte range); `NestedTooDeep` as soon as the
+    nesting passes MAX_NESTING, before the rest of a hostile source is even looked at."""
+    depth = 0
+    for event, span in pyromark.events_with_range(source, options=_OPTIONS):
+        # Events without a value ("SoftBreak", "Rule") are plain strings.
+        kind, value = (event, None) if isinstance(event, str) else next(iter(event.items()))
+        if kind == "Start":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise NestedTooDeep
+        elif kind == "End":
+            depth -= 1
+        yield kind, value, span
+
+
+def _element(value: Any) -> str:
+    """The name of a Start or End event's element: "Paragraph", or the key of {"Link": ...}."""
+    return value if isinstance(value, str) else next(iter(value))
+
+
+def _read(source: str) -> tuple[str, str]:
+    """One pass over the source: (the source with its raw HTML escaped, its plain text)."""
+    encoded = source.encode()
+    escaped: list[bytes] = []
+    done = 0  # bytes of the source copied to `escaped` so far
+    parts: list[str] = []
+    in_image = 0  # an image's alt text is not what a reader reads
+    for kind, value, span in _events(source):
+        if kind in _RAW_HTML:
+            start, end = span["start"], span["end"]
+            # `&lt;` is text to CommonMark (outside code, where raw HTML never is): the tag is
+            # shown as written, and no new tag can appear where none was.
+            escaped += [encoded[done:start], encoded[start:end].replace(b"<", b"&lt;")]
+            done = end
+            parts.append(value)
+        elif kind in ("Text", "Code"):
+            if not in_image:
+                parts.append(value)
+        elif kind in ("Start", "End"):
+            element = _element(value)
+            if element == "Image":
+                in_image += 1 if kind == "Start" else -1
+            elif element not in _INLINE:
+                parts.append(" ")  # blocks separate words
+        elif kind in ("SoftBreak", "HardBreak", "Rule"):
+            parts.append(" ")
+    if escaped:
+        source = b"".join([*escaped, encoded[done:]]).decode()
+    return source, " ".join("".join(parts).split())
+
+
+def _render(source: str) -> tuple[str, str]:
+    """(safe HTML, plain text) of the Markdown `source`."""
+    escaped, text = _read(source)
+    return sanitize_html(pyromark.html(escaped, options=_OPTIONS)), text
+
+
 def render_markdown(source: str) -> str:
     """Markdown to HTML that is safe to put in a page as it is."""
-    return sanitize_html(_markdown.render(source))
-
-
-def _text_parts(tokens: list[Token]) -> list[str]:
-    """The words a reader sees, in order: inline text and code, without any Markdown syntax."""
-    parts: list[str] = []
-    for token in tokens:
-        if token.type == "inline" and token.children:
-            parts.extend(_text_parts(token.children))
-        elif token.type in ("text", "code_inline", "code_block", "fence"):
-            parts.append(token.content)
-        elif token.type in ("softbreak", "hardbreak") or token.block:
-            parts.append(" ")  # blocks and line breaks separate words
-    return parts
-
-
-_WHITESPACE = re.compile(r"\s+")
+    return _render(source)[0]
 
 
 def plain_text(source: str) -> str:
     """The text of the Markdown `source`, syntax gone, whitespace collapsed."""
-    return _WHITESPACE.sub(" ", "".join(_text_parts(_markdown.parse(source)))).strip()
+    return _read(source)[1]
 
 
 def make_excerpt(text: str, length: int = EXCERPT_LENGTH) -> str:
@@ -107,9 +171,9 @@ def reading_time(text: str) -> int:
 
 def render_post(source: str) -> dict[str, str | int]:
     """Everything stored next to a post's Markdown, as the columns are named."""
-    text = plain_text(source)
+    html, text = _render(source)
     return {
-        "content_html": render_markdown(source),
+        "content_html": html,
         "excerpt": make_excerpt(text),
         "reading_time_minutes": reading_time(text),
     }

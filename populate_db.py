@@ -36,7 +36,7 @@ async def populate() -> None:
         if await db.scalar(select(func.count()).select_from(models.User)):
             logger.info("The database already has users; nothing added.")
             return
-        password_hash = await hash_password(DEMO_PASSWORD)
+        password_hash = await hash_password(DEMO_PASSWORD, account=None)
         users = [models.User(username=u, email=e, password_hash=password_hash) for u, e in USERS]
         db.add_all(users)
         for round_ in range(3):

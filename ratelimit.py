@@ -9,8 +9,11 @@ production). Three kinds of key:
   client is unknown shares one key. Behind a reverse proxy run uvicorn with
   `--proxy-headers --forwarded-allow-ips <the proxy>`, or every client is the proxy;
 - per account (the lower-cased email) on login and forgot-password, so guesses or mails
-  aimed at one account from many addresses still meet a limit;
-- per logged-in user on password changes, picture uploads and new posts.
+  aimed at one account from many addresses still meet a limit. So that this limit cannot
+  lock the owner out, a browser that has logged in to the account before (it holds the
+  signed `device_…` cookie the login set) passes it, and a successful password reset
+  empties it;
+- per logged-in user on password and email changes, picture uploads, posts and previews.
 
 The windows live in RATE_LIMIT_STORAGE_URL: `memory://` (this process; with N workers a
 client gets N times the limit) or `redis://host:port/db` (shared by every worker and machine).
@@ -19,6 +22,7 @@ take logins down) and a warning is logged at most once a minute.
 """
 
 import hashlib
+import hmac
 import ipaddress
 import logging
 import math
@@ -27,7 +31,7 @@ from collections import OrderedDict, deque
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from limits import RateLimitItem, parse
 from limits.aio.storage import MovingWindowSupport, Storage
@@ -200,6 +204,13 @@ class Limiter:
             self.last_warning = now()
             logger.warning("Rate-limit storage unavailable, serving without limits: %r", exc)
 
+    async def clear(self, item: RateLimitItem, *identifiers: str) -> None:
+        """Empty one window (fails open like a hit: nothing to clear when storage is down)."""
+        try:
+            await self.strategy.clear(item, *identifiers)
+        except (StorageError, OSError) as exc:
+            self._warn(exc)
+
     async def reset(self) -> None:
         await self.storage.reset()
 
@@ -237,6 +248,10 @@ class RateLimit:
                 headers={"Retry-After": str(retry_after)},
             )
 
+    async def clear(self, key: str) -> None:
+        """Forget the hits counted under `key`."""
+        await limiter.clear(self.rate, self.scope, key)
+
 
 class ClientRateLimit(RateLimit):
     """Per client address, as a route dependency: `Depends(login_limit)`."""
@@ -260,13 +275,56 @@ login_account_limit = RateLimit("login-account", "rate_limit_login_account")
 password_reset_account_limit = RateLimit(
     "password-reset-account", "rate_limit_password_reset_account"
 )
+password_check_limit = ClientRateLimit("password-check", "rate_limit_password_check")
+# Password and email changes share it: each is a guess at the current password.
 password_change_limit = UserRateLimit("password-change", "rate_limit_password_change")
 upload_limit = UserRateLimit("upload", "rate_limit_upload")
 post_limit = UserRateLimit("post", "rate_limit_post")
+post_write_limit = UserRateLimit("post-write", "rate_limit_post_write")
+preview_limit = UserRateLimit("preview", "rate_limit_preview")
+
+DEVICE_COOKIE_PREFIX = "device_"
+DEVICE_COOKIE_MAX_AGE = 180 * 24 * 3600
+DEVICE_COOKIE_PATH = "/api/users/token"
+
+
+def device_cookie(email: str) -> tuple[str, str]:
+    """(name, value) of the cookie that marks a browser that logged in to this account.
+
+    The value is an HMAC of the account under the app's secret: it cannot be made without
+    having logged in, and tells nothing of the account it belongs to.
+    """
+    key = account_key(email)
+    signature = hmac.new(settings.jwt_secret.encode(), f"device:{key}".encode(), "sha256")
+    return f"{DEVICE_COOKIE_PREFIX}{key[:16]}", signature.hexdigest()
+
+
+def remember_device(response: Response, email: str) -> None:
+    """After a successful login: this browser passes the account's login limit from now on."""
+    name, value = device_cookie(email)
+    response.set_cookie(
+        name,
+        value,
+        max_age=DEVICE_COOKIE_MAX_AGE,
+        path=DEVICE_COOKIE_PATH,
+        secure=settings.frontend_url.startswith("https://"),
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def is_known_device(request: Request, email: str) -> bool:
+    name, value = device_cookie(email)
+    return hmac.compare_digest(request.cookies.get(name, ""), value)
 
 
 async def limit_login_per_account(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> None:
-    """The login form is parsed once: FastAPI hands the route the same one."""
-    await login_account_limit.hit(account_key(form.username))
+    """The login form is parsed once: FastAPI hands the route the same one.
+
+    A browser that logged in to the account before is not counted: guesses from elsewhere
+    cannot lock the owner out (it still meets the per-client limit).
+    """
+    if not is_known_device(request, form.username):
+        await login_account_limit.hit(account_key(form.username))

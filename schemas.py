@@ -13,14 +13,12 @@ from pydantic import (
     Field,
     JsonValue,
     StringConstraints,
-    ValidationInfo,
     computed_field,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from passwords import password_problem, personal_problem
+from passwords import password_problem
 from storage import public_url
 from usernames import normalise_username
 
@@ -110,9 +108,10 @@ def acceptable_password(value: str) -> str:
     return value
 
 
-Password = Annotated[
-    str, Field(min_length=8, max_length=1024), Text, AfterValidator(acceptable_password)
-]
+# The length alone: registration judges the rules after it has checked that the username and
+# email are free (routers/users.py), so a taken email is a 400 whatever the password.
+PasswordLength = Annotated[str, Field(min_length=8, max_length=1024), Text]
+Password = Annotated[PasswordLength, AfterValidator(acceptable_password)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text]
 # Characters and bytes: 100,000 emoji are 400 KB, and a page of 100 such posts was 40 MB.
 MAX_CONTENT_BYTES = 200_000
@@ -190,16 +189,8 @@ class UserCreate(BaseModel):
 
     username: Username
     email: Email
-    password: Password
-
-    @field_validator("password")
-    @classmethod
-    def _not_personal(cls, password: str, info: ValidationInfo) -> str:
-        # A username or email that failed its own validation is missing: compare with the other.
-        username, email = info.data.get("username", ""), info.data.get("email", "")
-        if problem := personal_problem(password, username=username, email=email):
-            raise ValueError(problem)
-        return password
+    # Not a common password, nor the username or email: judged by the route (passwords.py).
+    password: PasswordLength
 
 
 class UserUpdate(BaseModel):

@@ -41,10 +41,10 @@ import models
 from auth import CurrentUser, ViewerId
 from caching import CACHED, STATEMENT_SNAPSHOT, Remembered, no_store
 from config import settings
-from content import MARK_END, MARK_START, render_post
+from content import MARK_END, MARK_START, NestedTooDeep, render_post
 from cursors import InvalidCursor, Position, cursor_key, decode_cursor, encode_cursor
 from database import ReadDep, SessionDep, fetch_all, mark_expensive_read
-from ratelimit import post_limit
+from ratelimit import post_limit, post_write_limit, preview_limit
 from schemas import (
     MAX_SKIP,
     CursorParam,
@@ -645,8 +645,14 @@ WRITTEN_FIELDS = (
 
 async def rendered(content: str) -> dict[str, Any]:
     """content.py's columns for `content`, rendered in a worker thread: a long post takes
-    milliseconds of CPU that the event loop must not wait for."""
-    return await run_in_threadpool(render_post, content)
+    milliseconds of CPU that the event loop must not wait for. A source nested too deep to
+    render is a 422 on `content`, like the schema's own checks."""
+    try:
+        return await run_in_threadpool(render_post, content)
+    except NestedTooDeep as exc:
+        msg = f"Value error, {exc}"
+        error = {"type": "value_error", "loc": ("body", "content"), "msg": msg}
+        raise RequestValidationError([error]) from None
 
 
 @router.get("", response_model=PaginatedPosts, dependencies=[CACHED])
@@ -682,7 +688,12 @@ async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep) -> Po
     return response_for(post, comment_count=0)
 
 
-@router.post("/preview", response_model=PreviewResponse, responses=errors(400, 401, 413))
+@router.post(
+    "/preview",
+    response_model=PreviewResponse,
+    responses=errors(400, 401, 413, 429),
+    dependencies=[Depends(preview_limit)],
+)
 async def preview_post(data: PostPreview, user: CurrentUser) -> PreviewResponse:
     """Render Markdown as a post would show it, without storing anything."""
     return PreviewResponse(content_html=(await rendered(data.content))["content_html"])
@@ -694,7 +705,12 @@ async def get_post(post: PostReadDep) -> PostResponse:
     return post
 
 
-@router.put("/{post_id}", response_model=PostResponse, responses=errors(400, 401, 403, 404, 413))
+@router.put(
+    "/{post_id}",
+    response_model=PostResponse,
+    responses=errors(400, 401, 403, 404, 413, 429),
+    dependencies=[Depends(post_write_limit)],
+)
 async def replace_post(
     data: PostReplace, post: PostDep, user: CurrentUser, db: SessionDep
 ) -> PostResponse:
@@ -702,7 +718,12 @@ async def replace_post(
     return await update_post_fields(db, post, user, data.model_dump(exclude_unset=True))
 
 
-@router.patch("/{post_id}", response_model=PostResponse, responses=errors(400, 401, 403, 404, 413))
+@router.patch(
+    "/{post_id}",
+    response_model=PostResponse,
+    responses=errors(400, 401, 403, 404, 413, 429),
+    dependencies=[Depends(post_write_limit)],
+)
 async def update_post(
     data: PostUpdate, post: PostDep, user: CurrentUser, db: SessionDep
 ) -> PostResponse:

@@ -11,13 +11,14 @@ from fastapi import (
     BackgroundTasks,
     Depends,
     HTTPException,
+    Request,
     Response,
     UploadFile,
     status,
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,15 +40,18 @@ from database import Base, ReadDep, SessionDep
 from email_utils import send_email_changed_notice, send_password_reset_email
 from images import RETRY_AFTER_SECONDS as IMAGE_RETRY_AFTER_SECONDS
 from images import InvalidImage, ProcessingBusy, process_profile_picture
-from passwords import personal_problem
+from passwords import password_problem, personal_problem
 from ratelimit import (
     account_key,
     limit_login_per_account,
+    login_account_limit,
     login_limit,
     password_change_limit,
+    password_check_limit,
     password_reset_account_limit,
     password_reset_limit,
     register_limit,
+    remember_device,
     upload_limit,
 )
 from routers.posts import PageStartDep, fetch_posts_page
@@ -70,6 +74,7 @@ from schemas import (
     errors,
 )
 from storage import StorageError, delete_picture_quietly, get_storage, picture_key
+from usernames import username_skeleton
 
 # Every route here reads the database: when it is down, a 503 (errors.py).
 router = APIRouter(prefix="/api/users", tags=["users"], responses=errors(503))
@@ -148,12 +153,10 @@ def bad_credentials() -> HTTPException:
     )
 
 
-def invalid_new_password(problem: str) -> RequestValidationError:
-    """A 422 like FastAPI's own, worded as pydantic words the same rule at registration."""
+def invalid_password(problem: str, field: str = "new_password") -> RequestValidationError:
+    """A 422 like FastAPI's own, worded as pydantic words the rules of the other routes."""
     msg = f"Value error, {problem}"
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("body", "new_password"), "msg": msg}]
-    )
+    return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": msg}])
 
 
 def hash_reset_token(token: str) -> str:
@@ -182,13 +185,17 @@ def wrong_password() -> HTTPException:
 def check_new_password(password: str, *, username: str, email: str) -> None:
     """The rules registration checks with the account's own name and email (passwords.py)."""
     if problem := personal_problem(password, username=username, email=email):
-        raise invalid_new_password(problem)
+        raise invalid_password(problem)
 
 
 async def check_current_password(user: models.User, password: str | None) -> None:
     """The password the user typed, checked against the hash loaded with them (no connection
     is held meanwhile: the dependencies gave it back)."""
-    valid = password is not None and (await verify_password(password, user.password_hash))[0]
+    account = account_key(user.email)
+    valid = (
+        password is not None
+        and (await verify_password(password, user.password_hash, account=account))[0]
+    )
     if not valid:
         raise wrong_password()
 
@@ -207,6 +214,26 @@ async def lock_verified_user(db: AsyncSession, user: models.User) -> None:
         raise wrong_password()
 
 
+USERS_CLAIMING = select(models.User.username_skeleton, func.lower(models.User.email)).where(
+    or_(
+        models.User.username_skeleton == bindparam("skeleton"),
+        func.lower(models.User.email) == bindparam("email"),
+    )
+)
+
+
+async def ensure_unclaimed(db: AsyncSession, username: str, email: str) -> None:
+    """A 400 when the username (or a name that looks like it) or the email is taken, before
+    anything else is judged: whoever registers a taken address learns that first. The unique
+    indexes still decide between two registrations at once (commit_user)."""
+    skeleton = username_skeleton(username)
+    rows = (await db.execute(USERS_CLAIMING, {"skeleton": skeleton, "email": email})).all()
+    if any(taken_skeleton == skeleton for taken_skeleton, _email in rows):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, Detail.USERNAME_EXISTS)
+    if rows:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, Detail.EMAIL_EXISTS)
+
+
 @router.post(
     "",
     response_model=UserPrivate,
@@ -216,10 +243,16 @@ async def lock_verified_user(db: AsyncSession, user: models.User) -> None:
 )
 async def create_user(data: UserCreate, db: SessionDep) -> models.User:
     """Register a new account."""
-    password_hash = await hash_password(data.password)  # before the session touches the pool
-    user = models.User(
-        username=data.username, email=data.email.lower(), password_hash=password_hash
+    email = data.email.lower()
+    await ensure_unclaimed(db, data.username, email)
+    await release_connection(db)  # no connection held during the hash
+    problem = password_problem(data.password) or personal_problem(
+        data.password, username=data.username, email=email
     )
+    if problem:
+        raise invalid_password(problem, field="password")
+    password_hash = await hash_password(data.password, account=account_key(email))
+    user = models.User(username=data.username, email=email, password_hash=password_hash)
     db.add(user)
     await commit_user(db)
     return user
@@ -242,7 +275,9 @@ async def login(
     # Argon2 takes a while: end the read's transaction first, so the connection goes back to
     # the pool during the hash instead of idling in a transaction.
     await release_connection(db)
-    valid, new_hash = await verify_password(form.password, user.password_hash if user else None)
+    valid, new_hash = await verify_password(
+        form.password, user.password_hash if user else None, account=account_key(form.username)
+    )
     if user is None or not valid:
         raise bad_credentials()
     # Stored with outdated argon2 parameters: upgrade it, now that the password is known.
@@ -251,6 +286,7 @@ async def login(
     # RFC 6749 5.1: a response carrying a token is never stored by a cache or the browser.
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
+    remember_device(response, user.email)
     return Token(access_token=create_access_token(user))
 
 
@@ -306,7 +342,7 @@ async def list_my_posts(
     "/me/password",
     response_model=MessageResponse,
     responses=errors(400, 401, 404, 413, 429),
-    dependencies=[Depends(password_change_limit), PRIVATE_ROUTE],
+    dependencies=[Depends(password_check_limit), Depends(password_change_limit), PRIVATE_ROUTE],
 )
 async def change_password(
     data: PasswordChange, user: CurrentUser, db: SessionDep
@@ -314,7 +350,7 @@ async def change_password(
     """Change the password; every access token issued before stops working."""
     await check_current_password(user, data.current_password)
     check_new_password(data.new_password, username=user.username, email=user.email)
-    new_hash = await hash_password(data.new_password)
+    new_hash = await hash_password(data.new_password, account=account_key(user.email))
     await lock_verified_user(db, user)
     await set_password(db, user, new_hash)
     await commit_user(db)
@@ -412,7 +448,7 @@ async def reset_password(data: ResetPassword, db: SessionDep) -> MessageResponse
     if found is None:
         raise invalid_reset_token()
     check_new_password(data.new_password, username=found.username, email=found.email)
-    new_hash = await hash_password(data.new_password)
+    new_hash = await hash_password(data.new_password, account=account_key(found.email))
     # Deleting the token is how it is used: two requests with one token cannot both succeed.
     user_id = await db.scalar(
         delete(models.PasswordResetToken)
@@ -425,6 +461,8 @@ async def reset_password(data: ResetPassword, db: SessionDep) -> MessageResponse
         raise invalid_reset_token()
     await set_password(db, user, new_hash)
     await commit_user(db)
+    # Whoever reads the account's mail is its owner: guesses by others no longer lock them out.
+    await login_account_limit.clear(account_key(user.email))
     return MessageResponse(message=Message.PASSWORD_RESET)
 
 
@@ -450,13 +488,16 @@ async def list_user_posts(
     )
 
 
-@router.patch("/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413))
+@router.patch(
+    "/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413, 429)
+)
 async def update_user(
     data: UserUpdate,
     user: UserDep,
     current: CurrentUser,
     db: SessionDep,
     background: BackgroundTasks,
+    request: Request,
 ) -> models.User:
     """Change your username and/or email; a new email needs `current_password`."""
     ensure_self(user, current, Detail.UPDATE_USER_FORBIDDEN)
@@ -466,7 +507,10 @@ async def update_user(
         changes["email"] = changes["email"].lower()
     new_email = changes.get("email", old_email)
     if new_email != old_email:
-        # Whoever holds a token must not take the account over by moving its reset mail.
+        # Whoever holds a token must not take the account over by moving its reset mail. Each
+        # try is a guess at the password: limited as the password change is, before the hash.
+        await password_check_limit(request)
+        await password_change_limit.hit(str(user.id))
         await check_current_password(user, data.current_password)
         await lock_verified_user(db, user)
         await delete_reset_tokens(db, user.id)  # links sent to the old address die

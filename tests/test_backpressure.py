@@ -163,6 +163,8 @@ async def test_password_changes_in_progress_leave_the_pool_to_everyone_else(live
     # A worker per change, so they all hash at the same time.
     monkeypatch.setattr(auth, "_hash_pool", ThreadPoolExecutor(max_workers=POOL_SIZE))
     monkeypatch.setattr(auth, "HASH_WORKERS", POOL_SIZE)
+    # One account's changes all at once: not refused by the per-account cap, tested apart.
+    monkeypatch.setattr(settings, "password_hash_per_account", POOL_SIZE)
     changes = []
 
     async def change_password():

@@ -143,8 +143,8 @@ async def test_email_change_is_refused_if_the_password_changed_while_it_was_chec
     user, headers = alice
     verify = auth.verify_password
 
-    async def verify_then_change_password(password, hashed):
-        result = await verify(password, hashed)
+    async def verify_then_change_password(password, hashed, **kwargs):
+        result = await verify(password, hashed, **kwargs)
         other_hash = auth.password_hash.hash("changed meanwhile 123")
         connection = await db_session.connection()
         await connection.execute(

@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import subprocess
 import threading
+from functools import partial
 
 import anyio
 import httpx
@@ -129,7 +130,7 @@ async def test_password_hashes_waiting_counts_the_queue(client):
     async with anyio.create_task_group() as tg:
         for _ in range(auth.HASH_WORKERS):  # every hashing thread busy
             tg.start_soon(auth._in_hash_pool, release.wait, 30)
-        tg.start_soon(auth.hash_password, "queued password")  # waits behind them
+        tg.start_soon(partial(auth.hash_password, account=None), "queued password")  # queued
         await wait_all_tasks_blocked()
         try:
             assert value(await scrape(client), "password_hashes_waiting") == 1

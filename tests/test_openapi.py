@@ -12,6 +12,10 @@ RATE_LIMITED = {
     ("post", "/api/users/forgot-password"),
     ("post", "/api/users/reset-password"),
     ("patch", "/api/users/me/password"),
+    ("patch", "/api/users/{user_id}"),  # an email change checks the password
+    ("post", "/api/posts/preview"),
+    ("put", "/api/posts/{post_id}"),
+    ("patch", "/api/posts/{post_id}"),
     ("patch", "/api/users/{user_id}/picture"),
     ("post", "/api/posts"),
     ("post", "/api/posts/{post_id}/comments"),

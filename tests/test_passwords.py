@@ -290,9 +290,39 @@ async def test_registration_accepts_a_password_that_only_contains_the_username(c
     assert (await register(client, "wonderland in spring")).status_code == 201
 
 
-async def test_registration_with_a_bad_email_still_refuses_the_username_as_password(client):
+async def test_registration_judges_the_password_once_the_username_and_email_are_valid(client):
+    # The rules come after the check that the name and address are free (a taken email is a
+    # 400 whatever the password), so a malformed address is what a first answer names.
     response = await register(client, "Wonderland", email="not-an-email")
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "email"]]
+    response = await register(client, "Wonderland", email="alice@example.com")
     assert password_errors(response) == [f"Value error, {passwords.PERSONAL}"]
+
+
+async def test_a_taken_email_is_named_before_the_password_rules(client):
+    """The tutorial's own test: a taken address answers 400, even with a common password."""
+    assert (await register(client, "a long fresh password")).status_code == 201
+    response = await client.post(
+        "/api/users",
+        json={
+            "username": "someone_else",
+            "email": "alice.liddell@example.com",
+            "password": "password123",
+        },
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Email already registered"}
+
+
+async def test_a_taken_username_is_named_before_the_password_rules(client):
+    assert (await register(client, "a long fresh password")).status_code == 201
+    response = await client.post(
+        "/api/users",
+        json={"username": "WONDERLAND", "email": "other@example.com", "password": "password123"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Username already exists"}
 
 
 async def change_password(client, headers, new_password: str):

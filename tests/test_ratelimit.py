@@ -316,6 +316,9 @@ def test_new_limits_have_their_documented_defaults(monkeypatch):
         "password_change": configured.rate_limit_password_change,
         "upload": configured.rate_limit_upload,
         "post": configured.rate_limit_post,
+        "post_write": configured.rate_limit_post_write,
+        "preview": configured.rate_limit_preview,
+        "password_check": configured.rate_limit_password_check,
         "comment": configured.rate_limit_comment,
     } == {
         "storage_url": "memory://",
@@ -324,6 +327,9 @@ def test_new_limits_have_their_documented_defaults(monkeypatch):
         "password_change": "5/hour",
         "upload": "10/hour",
         "post": "30/hour",
+        "post_write": "60/hour",
+        "preview": "30/minute",
+        "password_check": "10/minute",
         "comment": "10/minute",
     }
 

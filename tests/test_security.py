@@ -145,8 +145,8 @@ async def log_in_while(client, db_session, monkeypatch, user: dict, statement):
     read the account and the end of its hash."""
     verify = auth.verify_password
 
-    async def verify_then_run(password, hashed):
-        result = await verify(password, hashed)
+    async def verify_then_run(password, hashed, **kwargs):
+        result = await verify(password, hashed, **kwargs)
         connection = await db_session.connection()
         await connection.execute(statement)
         return result
@@ -186,9 +186,9 @@ async def test_login_holds_no_transaction_while_it_hashes(client, db_session, mo
     verify = auth.verify_password
     in_transaction_during_hash = []
 
-    async def verify_and_record(password, hashed):
+    async def verify_and_record(password, hashed, **kwargs):
         in_transaction_during_hash.append(db_session.in_transaction())
-        return await verify(password, hashed)
+        return await verify(password, hashed, **kwargs)
 
     monkeypatch.setattr("routers.users.verify_password", verify_and_record)
     await login_user(client, user["email"])

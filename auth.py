@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import os
+import re
 import sys
 import threading
 import uuid
@@ -28,6 +29,7 @@ from database import SessionDep, read_from_primary
 from schemas import Detail
 
 ALGORITHM = "HS256"
+CANONICAL_ID = re.compile(r"[1-9][0-9]{0,9}")  # ASCII digits, no sign, no leading zero
 T = TypeVar("T")
 
 
@@ -176,16 +178,23 @@ def read_access_token(token: str) -> AccessToken:
             algorithms=[ALGORITHM],
             options={"require": ["exp", "sub"]},
         )
-        user_id = int(claims["sub"])
+        subject, expires, version = claims["sub"], claims["exp"], claims.get("ver", 0)
+        # Read strictly: `int()` would also take " 7", "07", "+7" or "٧" for the user 7, and
+        # PyJWT an `exp` of 1.5 or "1700000000".
+        if not (isinstance(subject, str) and CANONICAL_ID.fullmatch(subject)):
+            raise ValueError("sub is not a canonical positive integer")
+        if type(expires) is not int or type(version) is not int:  # not a bool, not a float
+            raise ValueError("exp and ver must be integers")
+        user_id = int(subject)
         jti = claims.get("jti")
         if jti is not None and not (isinstance(jti, str) and 0 < len(jti) <= 64):
             raise ValueError("unusable jti")
         return AccessToken(
             user_id=user_id,
-            version=claims.get("ver", 0),
+            version=version,
             # A token made without `jti` (by hand, or by an older release) is named by its hash.
             token_id=jti or hashlib.sha256(token.encode()).hexdigest(),
-            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            expires_at=datetime.fromtimestamp(expires, UTC),
         )
     except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError, OSError):
         raise _unauthorized(Detail.INVALID_TOKEN) from None

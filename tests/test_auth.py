@@ -148,6 +148,44 @@ async def test_token_with_unusable_sub_is_rejected(client, sub):
     await expect_invalid_token(client, make_token({"sub": sub, "exp": in_minutes(5)}))
 
 
+@pytest.mark.parametrize(
+    "sub", [" {id}", "{id} ", "0{id}", "+{id}", "{id}.0", "{arabic}", "{id}\n"]
+)
+async def test_a_sub_naming_the_user_in_a_non_canonical_form_is_rejected(client, sub):
+    """`int()` reads each of these as the user's id; only the id as the token makes it counts."""
+    user = await create_test_user(client)
+    arabic = "".join(chr(0x0660 + int(digit)) for digit in str(user["id"]))
+    claims = {"sub": sub.format(id=user["id"], arabic=arabic), "exp": in_minutes(5)}
+    await expect_invalid_token(client, make_token(claims))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"ver": "0"},
+        {"ver": 0.0},
+        {"ver": False},
+        {"exp": "{exp}"},
+        {"exp": "{exp}.5"},
+        {"exp": True},
+    ],
+)
+async def test_ver_and_exp_must_be_integers(client, claims):
+    user = await create_test_user(client)
+    exp = int(in_minutes(5).timestamp())
+    given = {k: v.format(exp=exp) if isinstance(v, str) else v for k, v in claims.items()}
+    if given.get("exp") == f"{exp}.5":
+        given["exp"] = exp + 0.5
+    await expect_invalid_token(client, make_token({"sub": str(user["id"]), "exp": exp, **given}))
+
+
+async def test_a_token_with_integer_claims_is_accepted(client):
+    user = await create_test_user(client)
+    claims = {"sub": str(user["id"]), "exp": int(in_minutes(5).timestamp()), "ver": 0}
+    response = await client.get("/api/users/me", headers=auth_header(make_token(claims)))
+    assert response.status_code == 200
+
+
 async def test_token_of_unknown_user_is_rejected(client):
     await expect_invalid_token(client, make_token({"sub": "999999", "exp": in_minutes(5)}))
 

@@ -185,6 +185,43 @@ def test_username_skeleton_migration_backfills_and_renames_later_look_alikes(fre
     assert "UNIQUE" in index_definitions(fresh_database_url)["uq_users_username_skeleton"]
 
 
+def test_confusable_letters_migration_renames_later_look_alikes_and_goes_back(fresh_database_url):
+    config = alembic_config(fresh_database_url)
+    command.upgrade(config, "0c4e7d2a9f13")
+    engine = create_engine(fresh_database_url)
+    names = ["alice", "aIice", "b0b", "bob", "carol"]  # the 2nd and 4th look like older ones
+    with engine.begin() as conn:
+        for n, name in enumerate(names):
+            conn.execute(
+                text(
+                    "INSERT INTO users (username, username_skeleton, email, password_hash)"
+                    " VALUES (:name, :old_key, :email, 'x')"
+                ),
+                {"name": name, "old_key": f"{name}-old", "email": f"user{n}@example.com"},
+            )
+    command.upgrade(config, "e5f2a8c4b7d3")
+    select_users = text("SELECT id, username, username_skeleton FROM users ORDER BY id")
+    with engine.connect() as conn:
+        rows = conn.execute(select_users).all()
+    ids = [row.id for row in rows]
+    assert [(row.username, row.username_skeleton) for row in rows] == [
+        ("alice", "allce"),
+        (f"aIice-{ids[1]}", f"allce-{ids[1]}"),
+        ("b0b", "bob"),
+        (f"bob-{ids[3]}", f"bob-{ids[3]}"),
+        ("carol", "carol"),
+    ]
+    assert "UNIQUE" in index_definitions(fresh_database_url)["uq_users_username_skeleton"]
+    command.downgrade(config, "0c4e7d2a9f13")
+    with engine.connect() as conn:
+        rows = conn.execute(select_users).all()
+    engine.dispose()
+    assert [row.username_skeleton for row in rows] == [
+        "alice", f"aiice-{ids[1]}", "bOb", f"bob-{ids[3]}", "carol"
+    ]  # fmt: skip
+    assert "UNIQUE" in index_definitions(fresh_database_url)["uq_users_username_skeleton"]
+
+
 def test_search_migration_computes_the_vector_of_existing_posts_and_goes_back(fresh_database_url):
     config = alembic_config(fresh_database_url)
     command.upgrade(config, "113ab9ab39ca")

@@ -95,7 +95,7 @@ async def test_renaming_moves_the_skeleton_with_the_name(client, db_session, ali
     stored = await db_session.scalar(
         select(models.User.username_skeleton).where(models.User.id == user["id"])
     )
-    assert stored == "alicia"
+    assert stored == username_skeleton("alicia") == "allcla"  # i and l are one letter
     # The old look is free again, the new one is taken.
     assert (await register(client, "\u0430lice", "other@example.com")).status_code == 201
     taken = await register(client, "\u0430licia", "third@example.com")
@@ -125,3 +125,20 @@ def test_a_name_that_shows_nothing_is_refused_in_a_plain_sentence():
     with pytest.raises(ValueError) as refused:
         normalise_username("\u3164")  # Hangul filler
     assert str(refused.value) == "must contain a visible character"
+
+
+@pytest.mark.parametrize(
+    ("name", "look_alike"),
+    [("alice", "aIice"), ("alice", "al1ce"), ("lan", "Ian"), ("bob", "b0b"), ("BOB", "B0B")],
+)
+def test_letters_a_sans_serif_font_draws_alike_are_one_letter(name, look_alike):
+    assert username_skeleton(name) == username_skeleton(look_alike)
+
+
+async def test_a_capital_i_for_an_l_does_not_register_beside_the_original(client, alice):
+    response = await client.post(
+        "/api/users",
+        json={"username": "aIice", "email": "impostor@example.com", "password": "a passphrase!"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Username already exists"}

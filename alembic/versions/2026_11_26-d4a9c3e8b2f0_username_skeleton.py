@@ -11,7 +11,6 @@ Create Date: 2026-11-26 03:30:00.000000
 
 """
 
-import logging
 import unicodedata
 from collections.abc import Sequence
 
@@ -19,14 +18,14 @@ import icu
 import sqlalchemy as sa
 from alembic import op
 
+from usernames import rename_look_alikes
+
 # revision identifiers, used by Alembic.
 revision: str = "d4a9c3e8b2f0"
 down_revision: str | Sequence[str] | None = "b7e1a0c5d2f1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-logger = logging.getLogger("alembic.runtime.migration")
-MAX_LENGTH = 50
 
 users = sa.table(
     "users",
@@ -42,37 +41,6 @@ def skeleton(name: str) -> str:
     return icu.SpoofChecker().getSkeleton(0, unicodedata.normalize("NFKC", name).casefold())
 
 
-def unique_names(rows: list[tuple[int, str]]) -> dict[int, tuple[str, str]]:
-    """{id: (username, skeleton)} for every row, renaming later look-alikes."""
-    taken = {skeleton(name) for _id, name in rows}
-    lowered = {name.lower() for _id, name in rows}
-    seen: set[str] = set()
-    result = {}
-    for user_id, name in sorted(rows):
-        key = skeleton(name)
-        if key in seen:
-            attempt = 0
-            while True:
-                suffix = f"-{user_id}" + (f"-{attempt}" if attempt else "")
-                candidate = name[: MAX_LENGTH - len(suffix)] + suffix
-                candidate_key = skeleton(candidate)
-                if candidate_key not in taken and candidate.lower() not in lowered:
-                    break
-                attempt += 1
-            logger.warning(
-                "User %s: username %r looks like an older account's; renamed to %r",
-                user_id,
-                name,
-                candidate,
-            )
-            name, key = candidate, candidate_key
-            taken.add(key)
-            lowered.add(name.lower())
-        seen.add(key)
-        result[user_id] = (name, key)
-    return result
-
-
 def upgrade() -> None:
     if op.get_context().as_sql:
         raise RuntimeError("d4a9c3e8b2f0 computes skeletons in Python: run it online, not --sql")
@@ -86,7 +54,7 @@ def upgrade() -> None:
             .values(username=sa.bindparam("name"), username_skeleton=sa.bindparam("key")),
             [
                 {"user_id": user_id, "name": name, "key": key}
-                for user_id, (name, key) in unique_names(rows).items()
+                for user_id, (name, key) in rename_look_alikes(rows, skeleton).items()
             ],
         )
     op.alter_column("users", "username_skeleton", nullable=False)

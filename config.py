@@ -147,6 +147,9 @@ class Settings(BaseSettings):
 
     # GET /metrics for Prometheus (metrics.py); false: no route, no per-request counting.
     metrics_enabled: bool = True
+    # Set: a scrape of /metrics must send `Authorization: Bearer <token>` (else 401). Unset: it
+    # answers whoever reaches the app, so the proxy must deny it.
+    metrics_token: SecretStr | None = None
     # Where each worker writes its metrics files. Unset: a folder of this server's own under
     # `data_dir/metrics`. Set (and emptied before each start) for gunicorn.
     prometheus_multiproc_dir: Path | None = None

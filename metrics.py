@@ -15,9 +15,13 @@ Series (labels are the route template, never the raw path, so ids cannot multipl
 - `db_connections_in_use{pool}`: connections checked out of the write and read pools
 - `password_hashes_waiting`: argon2 hashes queued behind the running ones
 - `rate_limit_refusals_total{scope}`: 429s, per limit
+
+With METRICS_TOKEN set, a scrape must bring it (`Authorization: Bearer <token>`); unset, the
+route answers whoever reaches the app, and the proxy in front denies it to the public.
 """
 
 import atexit
+import hmac
 import multiprocessing
 import os
 import shutil
@@ -25,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -43,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import auth
 import database
 from config import settings
+from schemas import Detail
 
 # Requests whose path matches no route (404s, slash redirects) share this one label.
 UNMATCHED = "unmatched"
@@ -225,9 +231,27 @@ class MetricsMiddleware:
 router = APIRouter(include_in_schema=False)
 
 
+def scrape_allowed(authorization: str | None) -> bool:
+    """True without a METRICS_TOKEN, else only for `Bearer <the token>` (the scheme in any case,
+    as RFC 9110 has it), compared in constant time so no answer tells how much of it matched."""
+    if settings.metrics_token is None:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    expected = settings.metrics_token.get_secret_value().encode()
+    # As bytes: compare_digest refuses str beyond ASCII, and a header is read as Latin-1.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode("latin-1"), expected)
+
+
 @router.get("/metrics")
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
     """Every worker's series, in Prometheus' text format (a plain `def`: it reads files)."""
+    if not scrape_allowed(request.headers.get("authorization")):
+        # Answered here, not raised: the error handlers render paths outside /api as HTML.
+        return JSONResponse(
+            {"detail": Detail.NOT_AUTHENTICATED},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     sample_gauges()
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated

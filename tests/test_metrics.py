@@ -11,11 +11,12 @@ import httpx
 import pytest
 from anyio import wait_all_tasks_blocked
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 import auth
 import database
 import metrics
-from config import settings
+from config import Settings, settings
 from tests.conftest import create_test_post
 from tests.servers import requests_per_worker, uvicorn_app, wait_until
 
@@ -225,3 +226,80 @@ def test_workers_started_by_a_supervisor_share_its_folder(tmp_path, monkeypatch)
     monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
     supervisor = metrics.process_key(os.getppid())
     assert metrics.multiprocess_dir() == tmp_path / "metrics" / supervisor
+
+
+# --- METRICS_TOKEN ---------------------------------------------------------------------------
+
+METRICS_TOKEN = "scrape-token-for-the-suite-only-4f1c2e"
+REFUSED = {"detail": "Not authenticated"}
+
+
+@pytest.fixture
+def metrics_token(monkeypatch) -> str:
+    monkeypatch.setattr(settings, "metrics_token", SecretStr(METRICS_TOKEN))
+    return METRICS_TOKEN
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer wrong-token",
+        f"Bearer {METRICS_TOKEN}x",
+        f"Bearer {METRICS_TOKEN[:-1]}",
+        f"Basic {METRICS_TOKEN}",
+        METRICS_TOKEN,
+        f"Bearer {METRICS_TOKEN.upper()}",
+        "Bearer scrape-tøken".encode(),  # bytes beyond ASCII: refused, not a 500
+    ],
+)
+async def test_with_a_token_set_a_scrape_without_it_is_refused(
+    client, metrics_token, authorization
+):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json() == REFUSED
+    assert "http_requests" not in response.text
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+async def test_with_a_token_set_a_scrape_with_it_gets_the_metrics(client, metrics_token, scheme):
+    response = await client.get("/metrics", headers={"Authorization": f"{scheme} {metrics_token}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    assert "http_requests_total" in response.text
+
+
+async def test_a_token_beyond_ascii_is_compared_as_the_utf8_bytes_sent(client, monkeypatch):
+    monkeypatch.setattr(settings, "metrics_token", SecretStr("scrape-tøken"))
+    response = await client.get(
+        "/metrics", headers={"Authorization": "Bearer scrape-tøken".encode()}
+    )
+    assert response.status_code == 200
+
+
+async def test_with_a_token_set_head_is_refused_without_it_too(client, metrics_token):
+    assert (await client.head("/metrics")).status_code == 401
+    authorized = {"Authorization": f"Bearer {metrics_token}"}
+    assert (await client.head("/metrics", headers=authorized)).status_code == 200
+
+
+async def test_without_a_token_set_anyone_reaching_the_app_may_scrape(client, monkeypatch):
+    monkeypatch.setattr(settings, "metrics_token", None)
+    assert (await client.get("/metrics")).status_code == 200
+    assert (await client.get("/metrics", headers={"Authorization": "Bearer x"})).status_code == 200
+
+
+def test_the_token_is_read_from_the_environment_and_kept_out_of_reprs(monkeypatch):
+    monkeypatch.setenv("METRICS_TOKEN", METRICS_TOKEN)
+    read = Settings()
+    assert read.metrics_token is not None
+    assert read.metrics_token.get_secret_value() == METRICS_TOKEN
+    assert METRICS_TOKEN not in repr(read)
+    monkeypatch.setenv("METRICS_TOKEN", "")  # an empty variable counts as unset
+    assert Settings().metrics_token is None

@@ -297,9 +297,9 @@ async def test_without_a_token_set_anyone_reaching_the_app_may_scrape(client, mo
 
 def test_the_token_is_read_from_the_environment_and_kept_out_of_reprs(monkeypatch):
     monkeypatch.setenv("METRICS_TOKEN", METRICS_TOKEN)
-    read = Settings()
+    read = Settings(_env_file=None)
     assert read.metrics_token is not None
     assert read.metrics_token.get_secret_value() == METRICS_TOKEN
     assert METRICS_TOKEN not in repr(read)
     monkeypatch.setenv("METRICS_TOKEN", "")  # an empty variable counts as unset
-    assert Settings().metrics_token is None
+    assert Settings(_env_file=None).metrics_token is None

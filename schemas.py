@@ -12,10 +12,12 @@ from pydantic import (
     EmailStr,
     Field,
     JsonValue,
+    StrictBool,
     StringConstraints,
     computed_field,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from passwords import password_problem
@@ -161,6 +163,16 @@ Tags = Annotated[
 ]
 
 
+def without_default(schema: dict[str, Any]) -> None:
+    del schema["default"]
+
+
+# A field a partial update may leave out but not set to null (reject_explicit_nulls): its
+# schema says so, with null neither among its types nor as its default.
+Omittable = SkipJsonSchema[None]
+OMITTED: Any = Field(None, json_schema_extra=without_default)
+
+
 class ErrorResponse(BaseModel):
     detail: str
 
@@ -196,10 +208,10 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"username": "ada_lovelace"}]})
 
-    username: Username | None = None
-    email: Email | None = None
+    username: Username | Omittable = OMITTED
+    email: Email | Omittable = OMITTED
     # Needed only when the email changes: a stolen session alone cannot take over the account.
-    current_password: Annotated[str, Field(max_length=1024), Text] | None = None
+    current_password: Annotated[str, Field(max_length=1024), Text] | Omittable = OMITTED
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
@@ -276,7 +288,8 @@ class PostCreate(BaseModel):
     title: Title
     content: Annotated[Content, Field(description="Markdown")]
     tags: Tags = []
-    published: bool = Field(True, description="false keeps the post as a draft")
+    # Strict: 0, 1 and "false" are refused, not read as booleans the schema does not allow.
+    published: StrictBool = Field(True, description="false keeps the post as a draft")
 
 
 class PostReplace(BaseModel):
@@ -286,8 +299,8 @@ class PostReplace(BaseModel):
 
     title: Title
     content: Annotated[Content, Field(description="Markdown")]
-    tags: Tags | None = None
-    published: bool | None = None
+    tags: Tags | Omittable = OMITTED
+    published: StrictBool | Omittable = OMITTED
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
@@ -300,10 +313,10 @@ class PostUpdate(BaseModel):
         json_schema_extra={"examples": [{"title": "Notes on the Analytical Engine"}]}
     )
 
-    title: Title | None = None
-    content: Content | None = None
-    tags: Tags | None = None
-    published: bool | None = None
+    title: Title | Omittable = OMITTED
+    content: Content | Omittable = OMITTED
+    tags: Tags | Omittable = OMITTED
+    published: StrictBool | Omittable = OMITTED
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:

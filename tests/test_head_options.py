@@ -117,6 +117,56 @@ async def test_a_405_lists_every_method_of_the_path_as_options_does(client, meth
     assert response.headers["allow"] == "PATCH, DELETE, OPTIONS"
 
 
+# Each of these paths also matches a route with a parameter that has the method
+# (/api/users/{user_id}, /api/posts/{post_id}): the router took "forgot-password" for a user id
+# and answered 422. The path has a route of its own, whose methods are the path's.
+SHADOWED = [
+    ("PATCH", "/api/users/forgot-password", "POST, OPTIONS"),
+    ("DELETE", "/api/users/token", "POST, OPTIONS"),
+    ("GET", "/api/users/logout", "POST, OPTIONS"),
+    ("HEAD", "/api/users/reset-password", "POST, OPTIONS"),
+    ("PATCH", "/api/users/me", "GET, HEAD, OPTIONS"),
+    ("DELETE", "/api/users/me", "GET, HEAD, OPTIONS"),
+    ("PUT", "/api/posts/preview", "POST, OPTIONS"),
+    ("DELETE", "/api/posts/preview", "POST, OPTIONS"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), SHADOWED)
+async def test_a_method_the_path_lacks_is_a_405_though_a_route_with_a_parameter_matches(
+    client, alice, method, path, allowed
+):
+    _, headers = alice  # a valid token: no 401 stands in front of the answer
+    response = await client.request(method, path, headers=headers)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    if method != "HEAD":
+        assert response.json() == {"detail": "Method Not Allowed"}
+    assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+
+
+async def test_a_405_of_a_path_with_a_route_of_its_own_is_counted_on_that_route(client, alice):
+    _, headers = alice
+    labels = {"method": "PATCH", "route": "/api/users/forgot-password", "status": "405"}
+    before = value(await scrape(client), "http_requests_total", **labels)
+    await client.patch("/api/users/forgot-password", headers=headers)
+    assert value(await scrape(client), "http_requests_total", **labels) - before == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "allowed"),
+    [("PATCH", 422, None), ("PUT", 405, "GET, HEAD, PATCH, DELETE, OPTIONS")],
+)
+async def test_a_path_only_a_route_with_a_parameter_matches_has_that_route_s_methods(
+    client, alice, method, status, allowed
+):
+    """`abc` is no user id, but no route names that path: PATCH is the route's, a 422 says why."""
+    _, headers = alice
+    response = await client.request(method, "/api/users/abc", json={}, headers=headers)
+    assert response.status_code == status
+    assert response.headers.get("allow") == allowed
+
+
 async def test_head_is_counted_as_head_on_its_route(client, ids):
     labels = {"method": "HEAD", "route": "/api/posts/{post_id}", "status": "200"}
     before = value(await scrape(client), "http_requests_total", **labels)
@@ -135,6 +185,9 @@ async def test_head_is_counted_as_head_on_its_route(client, ids):
         ("/api/posts/1", "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"),
         ("/api/tags", "GET, HEAD, OPTIONS"),
         ("/api/users", "POST, OPTIONS"),
+        ("/api/users/me", "GET, HEAD, OPTIONS"),
+        ("/api/users/forgot-password", "POST, OPTIONS"),
+        ("/api/users/7", "GET, HEAD, PATCH, DELETE, OPTIONS"),
         ("/api/comments/1", "PATCH, DELETE, OPTIONS"),
         ("/static/css/main.css", "GET, HEAD, OPTIONS"),
         ("/", "GET, HEAD, OPTIONS"),

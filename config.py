@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     password_hash_max_waiting: Annotated[int, Field(ge=0)] = 64
     # Hashes one account may have running or waiting at once (per worker): one more gets a 429
     # at once, so a flood aimed at one account holds this many places in the queue, not all.
-    password_hash_per_account: Annotated[int, Field(ge=1)] = 2
+    password_hash_per_account: Annotated[int, Field(ge=1)] = 1
     image_max_waiting: Annotated[int, Field(ge=0)] = 8
 
     @property

@@ -251,7 +251,8 @@ async def create_user(data: UserCreate, db: SessionDep) -> models.User:
     )
     if problem:
         raise invalid_password(problem, field="password")
-    password_hash = await hash_password(data.password, account=account_key(email))
+    # No account yet, so no per-account share: registrations are limited per client.
+    password_hash = await hash_password(data.password, account=None)
     user = models.User(username=data.username, email=email, password_hash=password_hash)
     db.add(user)
     await commit_user(db)

@@ -1,0 +1,142 @@
+"""Other users' logins while one account floods the routes that check a password.
+
+    uv run python bench/password_storm.py                  # rate limits on, then off
+    uv run python bench/password_storm.py --storm 120 --seconds 10
+
+An attacker holding one account's token keeps STORM email changes with a wrong
+`current_password` in flight at once (each one a password check: an argon2 hash), from one
+client on loopback (wrk, so that the load generator's own CPU stays small, bounded in time).
+Meanwhile other users log in one after another. Their login
+time is compared with the same logins alone, before the storm: the target is at most 2x.
+
+Both with rate limits on (the per-user and per-client limits refuse most of the storm) and
+off (only PASSWORD_HASH_PER_ACCOUNT stands between the storm and the shared hash queue). The
+app runs with pwdlib's real argon2 parameters. Same database handling as run.py.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import (  # noqa: E402  (run.py is this folder's shared runner)
+    DEFAULT_SERVER,
+    PASSWORD,
+    PROJECT_DIR,
+    fresh_database,
+    register_and_log_in,
+    uvicorn,
+)
+
+LOGINS = 20  # per measurement, one after another, spread over the other users
+
+
+def logins(base: str, users: list[dict], count: int) -> list[float]:
+    """Seconds each of `count` logins took, one at a time."""
+    times = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for n in range(count):
+            user = users[n % len(users)]
+            form = {"username": user["email"], "password": PASSWORD}
+            started = time.perf_counter()
+            response = client.post("/api/users/token", data=form)
+            times.append(time.perf_counter() - started)
+            response.raise_for_status()
+    return times
+
+
+def storm_script(attacker: dict, path: Path) -> Path:
+    """A wrk script: the attacker's email change with a wrong password, again and again."""
+    body = json.dumps({"email": "taken-over@example.com", "current_password": "a wrong guess"})
+    path.write_text(f"""local headers = {{["Content-Type"] = "application/json",
+                 ["Authorization"] = "Bearer {attacker["token"]}"}}
+request = function()
+  return wrk.format("PATCH", "/api/users/{attacker["id"]}", headers, '{body}')
+end
+""")
+    return path
+
+
+def measure(base: str, users: list[dict], script: Path, args) -> dict:
+    logins(base, users, 4)  # warm up: connections, the first hashes
+    alone = logins(base, users, LOGINS)
+    wrk = ["wrk", "-t1", f"-c{args.storm}", f"-d{args.seconds}s", "--timeout", "30s"]
+    flood = subprocess.Popen([*wrk, "-s", str(script), base], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)  # the storm is under way before the measurement starts
+        during = logins(base, users, LOGINS)
+    finally:
+        if flood.poll() is None:  # wrk stops on SIGINT and still prints what it did
+            flood.send_signal(signal.SIGINT)
+        output, _ = flood.communicate()
+    return {
+        "alone_ms": statistics.median(alone) * 1000,
+        "during_ms": statistics.median(during) * 1000,
+        "during_max_ms": max(during) * 1000,
+        "storm": " ".join(line.strip() for line in output.splitlines() if "requests in" in line),
+    }
+
+
+def run(server: str, limits_on: bool, args) -> dict:
+    with tempfile.TemporaryDirectory(prefix="blog-storm-") as tmp, fresh_database(server) as dsn:
+        env = {
+            **os.environ,
+            "DATABASE_URL": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
+            "SECRET_KEY": uuid.uuid4().hex * 2,
+            "RATE_LIMIT_ENABLED": str(limits_on).lower(),
+            # The measured logins come from the same address as the storm: only the limits
+            # that protect them from the storm's account are measured, not the per-client ones.
+            "RATE_LIMIT_LOGIN": "1000000/minute",
+            "RATE_LIMIT_REGISTER": "1000000/minute",
+            "DATA_DIR": str(Path(tmp) / "data"),
+            "MEDIA_DIR": str(Path(tmp) / "media"),
+        }
+        for name in ("ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM"):
+            env.pop(name, None)  # pwdlib's real parameters
+        migrate = [sys.executable, "-m", "alembic", "upgrade", "head"]
+        subprocess.run(migrate, cwd=PROJECT_DIR, env=env, check=True, capture_output=True)
+        log = Path(tmp) / "app.log"
+        with uvicorn("main:app", PROJECT_DIR, env, 1, log) as (base, _pid):
+            with httpx.Client(base_url=base, timeout=60) as client:
+                users = [register_and_log_in(client, f"reader{n}") for n in range(4)]
+                attacker = register_and_log_in(client, "attacker")
+            script = storm_script(attacker, Path(tmp) / "storm.lua")
+            return measure(base, users, script, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--storm", type=int, default=120, help="email changes in flight")
+    parser.add_argument("--seconds", type=int, default=60, help="the storm's longest duration")
+    args = parser.parse_args()
+    server = os.environ.get("BENCH_PG", DEFAULT_SERVER).rstrip("/")
+    lines = [
+        "| rate limits | login alone (median) | during the storm (median) | ratio | slowest"
+        " during | the storm (wrk) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for limits_on in (True, False):
+        result = run(server, limits_on, args)
+        ratio = result["during_ms"] / result["alone_ms"]
+        lines.append(
+            f"| {'on' if limits_on else 'off'} | {result['alone_ms']:.0f} ms"
+            f" | {result['during_ms']:.0f} ms | {ratio:.2f} | {result['during_max_ms']:.0f} ms"
+            f" | {result['storm']} |"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

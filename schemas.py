@@ -93,6 +93,18 @@ def storable_text(value: str) -> str:
 
 
 Text = AfterValidator(storable_text)
+# C0 controls other than tab, newline and carriage return, DEL and C1: they show as nothing
+# (or a box), and an HTML page may not hold them. NUL is refused by `storable_text` first.
+CONTROL_CHARACTERS = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def printable_text(value: str) -> str:
+    if found := CONTROL_CHARACTERS.search(value):
+        raise ValueError(f"must not contain control characters (U+{ord(found[0]):04X})")
+    return value
+
+
+Printable = AfterValidator(printable_text)
 # NFKC, no control/format/bidi characters, something visible (usernames.py); the database
 # keeps one owner per confusable skeleton.
 Username = Annotated[
@@ -114,7 +126,9 @@ def acceptable_password(value: str) -> str:
 # email are free (routers/users.py), so a taken email is a 400 whatever the password.
 PasswordLength = Annotated[str, Field(min_length=8, max_length=1024), Text]
 Password = Annotated[PasswordLength, AfterValidator(acceptable_password)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Text, Printable
+]
 # Characters and bytes: 100,000 emoji are 400 KB, and a page of 100 such posts was 40 MB.
 MAX_CONTENT_BYTES = 200_000
 
@@ -127,11 +141,15 @@ def within_content_bytes(value: str) -> str:
 
 
 Content = Annotated[
-    str, Field(min_length=1, max_length=100_000), Text, AfterValidator(within_content_bytes)
+    str,
+    Field(min_length=1, max_length=100_000),
+    Text,
+    AfterValidator(within_content_bytes),
+    Printable,
 ]
 Email = Annotated[EmailStr, Field(max_length=320), Text]
 CommentText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Text
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Text, Printable
 ]
 
 MAX_TAGS = 5

@@ -80,10 +80,16 @@ def excerpt(text: str, length: int = EXCERPT_CHARS) -> str:
     return " ".join(kept) + "…"
 
 
+def machine_time(moment: datetime) -> str:
+    """A `<time datetime>` value: HTML allows at most three digits of a second's fraction."""
+    return moment.isoformat(timespec="milliseconds")
+
+
 templates.env.globals["notices"] = NOTICES
 templates.env.globals["site_url"] = site_url
 templates.env.filters["date"] = format_date
 templates.env.filters["excerpt"] = excerpt
+templates.env.filters["machine_time"] = machine_time
 
 
 def render(

@@ -77,7 +77,7 @@ function commentItem(comment) {
   meta.append(
     element("img", { class: "avatar avatar-sm", src: comment.author.image_path, alt: "", width: 32, height: 32 }),
     element("a", { class: "author", href: `/users/${comment.author.id}/posts` }, comment.author.username),
-    element("time", { datetime: comment.date_posted }, DATE_FORMAT.format(new Date(comment.date_posted))),
+    element("time", { datetime: new Date(comment.date_posted).toISOString() }, DATE_FORMAT.format(new Date(comment.date_posted))),
   );
   item.append(meta, element("p", { class: "comment-content" }, comment.content));
   return item;

@@ -159,7 +159,7 @@ export function postCard(post) {
   const who = element("div");
   who.append(
     element("a", { class: "author", href: `/users/${post.author.id}/posts` }, post.author.username),
-    element("time", { datetime: post.date_posted }, DATE_FORMAT.format(new Date(post.date_posted))),
+    element("time", { datetime: new Date(post.date_posted).toISOString() }, DATE_FORMAT.format(new Date(post.date_posted))),
   );
   meta.append(avatar, who);
   const title = element("h2", { class: "post-title" });

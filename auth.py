@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import hmac
 import os
 import re
 import sys
@@ -14,16 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import jwt
-from fastapi import Depends, HTTPException, status
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyCookie, OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
+import sessions
 from config import settings
 from database import SessionDep, read_from_primary
 from schemas import Detail
@@ -137,19 +140,25 @@ async def verify_password(
     )
 
 
-def create_access_token(user: models.User) -> str:
+def create_access_token(user: models.User, session_id: int | None = None) -> str:
     expire = datetime.now(UTC) + timedelta(minutes=settings.access_token_expire_minutes)
-    # `jti` names this token, so logging out can revoke it alone.
-    claims = {
+    # `jti` names this token, so logging out can revoke it alone; `sid` its session, so
+    # ending the session ends it too.
+    claims: dict[str, Any] = {
         "sub": str(user.id),
         "ver": user.token_version,
         "exp": expire,
         "jti": uuid.uuid4().hex,
     }
+    if session_id is not None:
+        claims["sid"] = session_id
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/users/token", auto_error=False)
+# The pages' session (sessions.py); shown in the OpenAPI schema as the other way in.
+cookie_scheme = APIKeyCookie(name=sessions.SESSION_COOKIE, auto_error=False)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -168,6 +177,7 @@ class AccessToken:
     version: int
     token_id: str  # the key of the revocation list
     expires_at: datetime
+    session_id: int | None = None  # None: a token made without a session (by hand, or older)
 
 
 def read_access_token(token: str) -> AccessToken:
@@ -179,12 +189,15 @@ def read_access_token(token: str) -> AccessToken:
             options={"require": ["exp", "sub"]},
         )
         subject, expires, version = claims["sub"], claims["exp"], claims.get("ver", 0)
+        session_id = claims.get("sid")
         # Read strictly: `int()` would also take " 7", "07", "+7" or "٧" for the user 7, and
         # PyJWT an `exp` of 1.5 or "1700000000".
         if not (isinstance(subject, str) and CANONICAL_ID.fullmatch(subject)):
             raise ValueError("sub is not a canonical positive integer")
         if type(expires) is not int or type(version) is not int:  # not a bool, not a float
             raise ValueError("exp and ver must be integers")
+        if session_id is not None and not (type(session_id) is int and 0 < session_id < 2**31):
+            raise ValueError("sid must be a session's id")
         user_id = int(subject)
         jti = claims.get("jti")
         if jti is not None and not (isinstance(jti, str) and 0 < len(jti) <= 64):
@@ -195,15 +208,10 @@ def read_access_token(token: str) -> AccessToken:
             # A token made without `jti` (by hand, or by an older release) is named by its hash.
             token_id=jti or hashlib.sha256(token.encode()).hexdigest(),
             expires_at=datetime.fromtimestamp(expires, UTC),
+            session_id=session_id,
         )
     except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError, OSError):
         raise _unauthorized(Detail.INVALID_TOKEN) from None
-
-
-async def get_access_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> AccessToken:
-    if not token:
-        raise _unauthorized(Detail.NOT_AUTHENTICATED)
-    return read_access_token(token)
 
 
 async def release_connection(db: AsyncSession) -> None:
@@ -217,29 +225,113 @@ async def release_connection(db: AsyncSession) -> None:
     await db.commit()
 
 
-async def get_current_user(
-    token: Annotated[AccessToken, Depends(get_access_token)], db: SessionDep
-) -> models.User:
-    in_range = -(2**31) <= token.user_id < 2**31
-    # One query loads the user and checks that the token was not revoked.
-    user = (
-        await db.scalar(
-            select(models.User).where(
-                models.User.id == token.user_id,
-                ~exists().where(models.RevokedToken.jti == token.token_id),
-            )
-        )
-        if in_range
-        else None
+@dataclass(frozen=True)
+class Authenticated:
+    """Who a request is, and by what: a bearer token (`token`) or the session cookie."""
+
+    user: models.User
+    session_id: int | None
+    token: AccessToken | None  # None: by the cookie
+
+
+def _live_session(session_id: Any, user_id: Any) -> ColumnElement[bool]:
+    return exists().where(
+        models.Session.id == session_id,
+        models.Session.user_id == user_id,
+        models.Session.expires_at > func.now(),
     )
-    await release_connection(db)
-    if user is None or token.version != user.token_version:
+
+
+def _user_of_token(access: AccessToken) -> Select[models.User]:
+    """The token's user, if the token was not revoked and its session (if it names one) lives."""
+    conditions = [
+        models.User.id == access.user_id,
+        ~exists().where(models.RevokedToken.jti == access.token_id),
+    ]
+    if access.session_id is not None:
+        conditions.append(_live_session(access.session_id, models.User.id))
+    return select(models.User).where(*conditions)
+
+
+def _allowed_origins(request: Request) -> set[str]:
+    """The app's own origins: FRONTEND_URL's, and the one the request was sent to."""
+    frontend = urlsplit(settings.frontend_url)
+    host = request.headers.get("host", "")
+    return {
+        f"{frontend.scheme}://{frontend.netloc}",
+        f"{request.url.scheme}://{host}",
+    }
+
+
+def check_csrf(request: Request, secret: str) -> None:
+    """A request by cookie that may change something must prove it comes from the pages: the
+    session's CSRF token in X-CSRF-Token (which another site cannot read, nor make a browser
+    send), and, when the browser says where it comes from, this origin. 403 otherwise."""
+    if request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get(sessions.CSRF_HEADER, "").encode()
+    expected = sessions.csrf_token_for(secret).encode()
+    origin = request.headers.get("origin")
+    if not hmac.compare_digest(sent, expected) or (
+        origin is not None and origin not in _allowed_origins(request)
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=Detail.CSRF_FAILED)
+
+
+COOKIE_SESSION_USER = (
+    select(models.User, models.Session.id, models.Session.last_used_at)
+    .join(models.Session, models.Session.user_id == models.User.id)
+    .where(
+        models.Session.secret_hash == bindparam("secret_hash"),
+        models.Session.kind == sessions.COOKIE,
+        models.Session.expires_at > func.now(),
+    )
+)
+
+
+async def authenticate(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    cookie: Annotated[str | None, Depends(cookie_scheme)],
+    db: SessionDep,
+) -> Authenticated:
+    """The bearer token, or else the session cookie (with its CSRF check); 401 without either.
+
+    One query loads the user and checks the token or cookie; then the connection goes back.
+    """
+    if token:
+        access = read_access_token(token)
+        in_range = -(2**31) <= access.user_id < 2**31
+        user = await db.scalar(_user_of_token(access)) if in_range else None
+        await release_connection(db)
+        if user is None or access.version != user.token_version:
+            raise _unauthorized(Detail.INVALID_TOKEN)
+        return Authenticated(user=user, session_id=access.session_id, token=access)
+    if not cookie:
+        raise _unauthorized(Detail.NOT_AUTHENTICATED)
+    row = (await db.execute(COOKIE_SESSION_USER, {"secret_hash": sessions.digest(cookie)})).first()
+    if row is None:
+        await release_connection(db)
         raise _unauthorized(Detail.INVALID_TOKEN)
-    return user
+    user, session_id, last_used_at = row
+    check_csrf(request, cookie)
+    now = datetime.now(UTC)
+    if sessions.is_stale(last_used_at, now):
+        await db.execute(
+            update(models.Session).where(models.Session.id == session_id).values(last_used_at=now)
+        )
+    await release_connection(db)
+    return Authenticated(user=user, session_id=session_id, token=None)
+
+
+CurrentAuth = Annotated[Authenticated, Depends(authenticate)]
+
+
+async def get_current_user(auth: CurrentAuth) -> models.User:
+    return auth.user
 
 
 CurrentUser = Annotated[models.User, Depends(get_current_user)]
-CurrentToken = Annotated[AccessToken, Depends(get_access_token)]
 
 
 # The token's user, if the token was not revoked: what a token must pass to show its drafts.
@@ -247,12 +339,24 @@ VIEWER_TOKEN_VERSION = select(models.User.token_version).where(
     models.User.id == bindparam("user_id"),
     ~exists().where(models.RevokedToken.jti == bindparam("token_id")),
 )
+VIEWER_OF_SESSION = select(models.User.token_version).where(
+    models.User.id == bindparam("user_id"),
+    ~exists().where(models.RevokedToken.jti == bindparam("token_id")),
+    _live_session(bindparam("session_id"), models.User.id),
+)
+VIEWER_OF_COOKIE = select(models.Session.user_id).where(
+    models.Session.secret_hash == bindparam("secret_hash"),
+    models.Session.kind == sessions.COOKIE,
+    models.Session.expires_at > func.now(),
+)
 
 
 async def get_viewer_id(
-    token: Annotated[str | None, Depends(oauth2_scheme)], db: SessionDep
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    cookie: Annotated[str | None, Depends(cookie_scheme)],
+    db: SessionDep,
 ) -> int | None:
-    """Who is reading a public route: the user of a valid token, else None (anonymous).
+    """Who is reading a public route: the user of a valid token or session cookie, else None.
 
     A missing, bad, expired, revoked or outdated token reads as anonymous rather than a 401:
     the public stays public. It only decides whether the reader's own drafts are visible
@@ -261,7 +365,13 @@ async def get_viewer_id(
     (routes declare the viewer before their read connection).
     """
     if not token:
-        return None
+        if not cookie:
+            return None
+        read_from_primary(db)
+        user_id: int | None = await db.scalar(
+            VIEWER_OF_COOKIE, {"secret_hash": sessions.digest(cookie)}
+        )
+        return user_id
     try:
         access = read_access_token(token)
     except HTTPException:
@@ -270,7 +380,10 @@ async def get_viewer_id(
         return None
     read_from_primary(db)
     params = {"user_id": access.user_id, "token_id": access.token_id}
-    version = await db.scalar(VIEWER_TOKEN_VERSION, params)
+    if access.session_id is None:
+        version = await db.scalar(VIEWER_TOKEN_VERSION, params)
+    else:
+        version = await db.scalar(VIEWER_OF_SESSION, {**params, "session_id": access.session_id})
     return access.user_id if version is not None and version == access.version else None
 
 

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
 
     access_token_expire_minutes: int = 30
     reset_token_expire_minutes: int = 60
+    # A session (one login) lasts this long: its refresh tokens and its cookie (sessions.py).
+    refresh_token_expire_days: Annotated[int, Field(ge=1)] = 30
+    # Unset: the session cookies are `Secure` in production, not in development (plain http).
+    session_cookie_secure: bool | None = None
     max_upload_size_bytes: int = 5 * 1024 * 1024
     posts_per_page: int = 10
 
@@ -189,6 +193,8 @@ class Settings(BaseSettings):
     def _rate_limits_on_in_production(self) -> "Settings":
         if self.rate_limit_enabled is None:
             self.rate_limit_enabled = self.environment == "production"
+        if self.session_cookie_secure is None:
+            self.session_cookie_secure = self.environment == "production"
         return self
 
 

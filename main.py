@@ -26,7 +26,7 @@ from database import EMBEDDED, engine, read_engine, upgrade_to_head
 from http_methods import HeadAndOptionsMiddleware, route_path
 from logs import RequestIdMiddleware, configure_logging
 from ratelimit import limiter
-from routers import comments, feeds, health, pages, posts, tags, users
+from routers import comments, feeds, health, login, pages, posts, tags, users
 from security_headers import SecurityHeadersMiddleware
 
 configure_logging(settings.log_format)
@@ -83,6 +83,7 @@ errors.install(app)
 app.add_exception_handler(caching.NotModified, caching.not_modified)
 
 app.include_router(posts.router)  # first: the list of posts is the hottest route
+app.include_router(login.router)  # before users: /session is no user id
 app.include_router(users.router)
 app.include_router(comments.router)
 app.include_router(tags.router)

@@ -1,4 +1,4 @@
-"""Tables: users, posts, comments, password-reset tokens and revoked access tokens."""
+"""Tables: users, posts, comments, password-reset tokens, revoked access tokens, sessions."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -240,3 +240,37 @@ class RevokedToken(Base):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Past this moment the token is refused for its `exp` anyway: the row may go.
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Session(Base):
+    """One login: of the OAuth2 form (`token`: a chain of refresh tokens) or of the pages
+    (`cookie`: the secret of the `session` cookie). Ending it deletes the row: its refresh
+    tokens go with it, and its access tokens (they carry its id) are refused."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "token" or "cookie"
+    # SHA-256 of the cookie's secret (cookie sessions only; never the secret itself).
+    secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    user_agent: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
+class RefreshToken(Base):
+    """A refresh token of a `token` session, by its SHA-256. It works once: refreshing marks
+    it spent and adds the next; a spent one presented again ends its whole session."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    spent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -100,11 +100,11 @@ async def populate() -> None:
             )
             posts.append(post)
         db.add_all(posts)
-        for post, author, hours, text in COMMENTS:
-            written = posts[post].date_posted + timedelta(hours=hours)
+        for index, author, hours, text in COMMENTS:
+            written = posts[index].date_posted + timedelta(hours=hours)
             db.add(
                 models.Comment(
-                    post=posts[post], author=users[author], content=text, date_posted=written
+                    post=posts[index], author=users[author], content=text, date_posted=written
                 )
             )
         await db.commit()

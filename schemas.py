@@ -2,7 +2,7 @@
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from fastapi import Path, Query
 from pydantic import (
@@ -17,7 +17,6 @@ from pydantic import (
     computed_field,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from passwords import password_problem
@@ -33,6 +32,9 @@ class Detail:
     BAD_CREDENTIALS = "Incorrect email or password"
     NOT_AUTHENTICATED = "Not authenticated"
     INVALID_TOKEN = "Invalid or expired token"
+    INVALID_REFRESH_TOKEN = "Invalid or expired refresh token"
+    CSRF_FAILED = "CSRF token missing or invalid"
+    SESSION_NOT_FOUND = "Session not found"
     WRONG_PASSWORD = "Current password is incorrect"
     INVALID_RESET_TOKEN = "Invalid or expired reset token"
     USER_NOT_FOUND = "User not found"
@@ -181,14 +183,21 @@ Tags = Annotated[
 ]
 
 
-def without_default(schema: dict[str, Any]) -> None:
+def not_null_in_schema(schema: dict[str, Any]) -> None:
+    """The field's JSON schema without null among its types nor as its default."""
     del schema["default"]
+    kept = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    elif kept:
+        schema["anyOf"] = kept
 
 
 # A field a partial update may leave out but not set to null (reject_explicit_nulls): its
-# schema says so, with null neither among its types nor as its default.
-Omittable = SkipJsonSchema[None]
-OMITTED: Any = Field(None, json_schema_extra=without_default)
+# schema says so. Validated as `X | None` (one error for a bad value, where a union with
+# SkipJsonSchema[None] reported one per member), shown without null.
+Omittable: TypeAlias = None
+OMITTED: Any = Field(None, json_schema_extra=not_null_in_schema)
 
 
 class ErrorResponse(BaseModel):
@@ -202,6 +211,32 @@ class MessageResponse(BaseModel):
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds the access token lives")
+    refresh_token: str = Field(description="Single use: POST /api/users/token/refresh")
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"refresh_token": "the refresh_token of the last answer"}]}
+    )
+
+    refresh_token: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CsrfToken(BaseModel):
+    csrf_token: str = Field(description="Send it back as X-CSRF-Token on unsafe requests")
+
+
+class SessionInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: Literal["token", "cookie"]
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str
+    current: bool
 
 
 class UserCreate(BaseModel):

@@ -1,4 +1,5 @@
-"""JSON API for users: accounts, login, passwords and profile pictures."""
+"""JSON API for users: accounts, profiles, passwords and profile pictures (logging in and the
+sessions are in routers/login.py)."""
 
 import hashlib
 import secrets
@@ -12,23 +13,19 @@ from fastapi import (
     Depends,
     HTTPException,
     Request,
-    Response,
     UploadFile,
     status,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Row, bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 import models
+import sessions
 from auth import (
-    CurrentToken,
     CurrentUser,
-    create_access_token,
     hash_password,
     release_connection,
     verify_password,
@@ -43,20 +40,16 @@ from images import InvalidImage, ProcessingBusy, process_profile_picture
 from passwords import password_problem, personal_problem
 from ratelimit import (
     account_key,
-    limit_login_per_account,
     login_account_limit,
-    login_limit,
     password_change_limit,
     password_check_limit,
     password_reset_account_limit,
     password_reset_limit,
     register_limit,
-    remember_device,
     upload_limit,
 )
 from routers.posts import PageStartDep, fetch_posts_page
 from schemas import (
-    LOGIN_FORM_OPENAPI,
     Detail,
     ForgotPassword,
     Limit,
@@ -66,7 +59,6 @@ from schemas import (
     PasswordChange,
     ResetPassword,
     ResourceId,
-    Token,
     UserCreate,
     UserPrivate,
     UserPublic,
@@ -145,14 +137,6 @@ def ensure_self(user: models.User, current: models.User, detail: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
 
 
-def bad_credentials() -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail=Detail.BAD_CREDENTIALS,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
 def invalid_password(problem: str, field: str = "new_password") -> RequestValidationError:
     """A 422 like FastAPI's own, worded as pydantic words the rules of the other routes."""
     msg = f"Value error, {problem}"
@@ -171,8 +155,9 @@ async def delete_reset_tokens(db: AsyncSession, user_id: int) -> None:
 
 async def set_password(db: AsyncSession, user: models.User, new_hash: str) -> None:
     """New hash (made before: no transaction waits for argon2), every reset token gone, every
-    access token issued so far invalid."""
+    session ended, every access token issued so far invalid."""
     await delete_reset_tokens(db, user.id)
+    await sessions.end_sessions(db, user.id)
     # Changed after the statement above, so a row deleted meanwhile shows at commit_user.
     user.password_hash = new_hash
     user.token_version += 1
@@ -257,64 +242,6 @@ async def create_user(data: UserCreate, db: SessionDep) -> models.User:
     db.add(user)
     await commit_user(db)
     return user
-
-
-@router.post(
-    "/token",
-    openapi_extra=LOGIN_FORM_OPENAPI,
-    response_model=Token,
-    responses=errors(400, 401, 413, 429),
-    dependencies=[Depends(login_limit), Depends(limit_login_per_account)],
-)
-async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep, response: Response
-) -> Token:
-    """Log in with email (as `username`) and password; answers a bearer token."""
-    user = await db.scalar(
-        select(models.User).where(func.lower(models.User.email) == form.username.lower())
-    )
-    # Argon2 takes a while: end the read's transaction first, so the connection goes back to
-    # the pool during the hash instead of idling in a transaction.
-    await release_connection(db)
-    valid, new_hash = await verify_password(
-        form.password, user.password_hash if user else None, account=account_key(form.username)
-    )
-    if user is None or not valid:
-        raise bad_credentials()
-    # Stored with outdated argon2 parameters: upgrade it, now that the password is known.
-    if new_hash and not await upgrade_hash(db, user, new_hash):
-        raise bad_credentials()  # the account was deleted, or its password changed, meanwhile
-    # RFC 6749 5.1: a response carrying a token is never stored by a cache or the browser.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    remember_device(response, user.email)
-    return Token(access_token=create_access_token(user))
-
-
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
-async def logout(token: CurrentToken, user: CurrentUser, db: SessionDep) -> None:
-    """Log out: the token of this request is refused from now on (until it would expire)."""
-    await db.execute(
-        pg_insert(models.RevokedToken)
-        .values(jti=token.token_id, expires_at=token.expires_at)
-        .on_conflict_do_nothing()
-    )
-    # Rows past their token's expiry protect nothing: logouts are rare, so each clears them.
-    await db.execute(delete(models.RevokedToken).where(models.RevokedToken.expires_at < func.now()))
-    await db.commit()
-
-
-async def upgrade_hash(db: AsyncSession, user: models.User, new_hash: str) -> bool:
-    """Replace the user's hash only if it is still the one just verified (compare-and-set): a
-    password changed during the login must not be reverted to the old one."""
-    result = await db.execute(
-        update(models.User)
-        .where(models.User.id == user.id, models.User.password_hash == user.password_hash)
-        .values(password_hash=new_hash)
-        .execution_options(synchronize_session=False)
-    )
-    await db.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]  # an UPDATE's CursorResult
 
 
 @router.get("/me", response_model=UserPrivate, responses=errors(401), dependencies=[PRIVATE_ROUTE])

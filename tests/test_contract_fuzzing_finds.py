@@ -40,7 +40,13 @@ async def urls_of_own_resources(client, user: dict, headers: dict) -> dict[str, 
     comment = await client.post(
         f"/api/posts/{post['id']}/comments", json={"content": "A comment"}, headers=headers
     )
-    ids = {"user": user["id"], "comment": comment.json()["id"], "post": post["id"]}
+    [session] = (await client.get("/api/users/me/sessions", headers=headers)).json()
+    ids = {
+        "user": user["id"],
+        "comment": comment.json()["id"],
+        "post": post["id"],
+        "session": session["id"],
+    }
     return {
         path: re.sub(r"\{(\w+)_id\}", lambda m: str(ids[m[1]]), path) for path in SCHEMA["paths"]
     }

@@ -12,6 +12,7 @@ from sqlalchemy import update
 import models
 import routers.feeds
 from config import settings, site_url
+from content import render_post
 from syndication import EPOCH, FEED_ENTRIES, SITEMAP_NAMESPACE, sitemap_index, urlset, xml_text
 from tests.conftest import create_user_and_login
 from tests.test_pages import assert_html
@@ -27,6 +28,15 @@ async def write(client, headers, **fields) -> dict:
     response = await client.post("/api/posts", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def store_as_written_before(db_session, post_id: int, title: str, content: str) -> dict:
+    """Put text the API now refuses (control characters) in a post, as an older release let
+    it be stored; the rendered columns as the post's write would have made them."""
+    fields = {"title": title, "content": content, **render_post(content)}
+    await db_session.execute(update(models.Post).where(models.Post.id == post_id).values(**fields))
+    await db_session.flush()
+    return fields
 
 
 async def feed_of(client, path: str) -> feedparser.FeedParserDict:
@@ -124,8 +134,14 @@ async def test_feed_content_is_the_sanitised_html(client, alice):
     assert b"href=&quot;javascript" not in response.content
 
 
-async def test_characters_xml_cannot_carry_are_dropped_not_a_server_error(client, alice):
-    post = await write(client, alice[1], title="Bell\x07 and \x1b escape", content="a\x01b \ufffe")
+async def test_characters_xml_cannot_carry_are_dropped_not_a_server_error(
+    client, alice, db_session
+):
+    # The API refuses control characters now; a post stored before that may still hold them.
+    post = await write(client, alice[1])
+    post |= await store_as_written_before(
+        db_session, post["id"], title="Bell\x07 and \x1b escape", content="a\x01b \ufffe"
+    )
     feed = await feed_of(client, "/feed.xml")
     (entry,) = feed.entries
     assert entry.title == "Bell and  escape"

@@ -9,6 +9,7 @@ pytestmark = pytest.mark.anyio
 RATE_LIMITED = {
     ("post", "/api/users"),
     ("post", "/api/users/token"),
+    ("post", "/api/users/session"),  # the login's limits
     ("post", "/api/users/forgot-password"),
     ("post", "/api/users/reset-password"),
     ("patch", "/api/users/me/password"),

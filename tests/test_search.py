@@ -16,6 +16,7 @@ from routers.posts import (
     search_statement,
 )
 from schemas import MAX_SEARCH_LENGTH, one_negation_between_words
+from tests.test_feeds import store_as_written_before
 from tests.test_query_counts import count_statements
 
 pytestmark = pytest.mark.anyio
@@ -346,11 +347,13 @@ async def test_the_search_page_marks_the_matching_words(client, alice):
     assert "1 post found" in response.text
 
 
-async def test_the_search_page_escapes_titles_and_content(client, alice):
+async def test_the_search_page_escapes_titles_and_content(client, alice, db_session):
     _, headers = alice
-    await write(
-        client,
-        headers,
+    post = await write(client, headers)
+    # The marks' own characters, as a post stored before the API refused them may hold them.
+    await store_as_written_before(
+        db_session,
+        post["id"],
         title="<script>alert(1)</script> evil \x02 title",
         content='evil <img src=x onerror="alert(2)"> & \x03 text',
     )

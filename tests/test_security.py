@@ -151,7 +151,7 @@ async def log_in_while(client, db_session, monkeypatch, user: dict, statement):
         await connection.execute(statement)
         return result
 
-    monkeypatch.setattr("routers.users.verify_password", verify_then_run)
+    monkeypatch.setattr("routers.login.verify_password", verify_then_run)
     return await client.post(
         "/api/users/token", data={"username": user["email"], "password": DEFAULT_PASSWORD}
     )
@@ -190,7 +190,7 @@ async def test_login_holds_no_transaction_while_it_hashes(client, db_session, mo
         in_transaction_during_hash.append(db_session.in_transaction())
         return await verify(password, hashed, **kwargs)
 
-    monkeypatch.setattr("routers.users.verify_password", verify_and_record)
+    monkeypatch.setattr("routers.login.verify_password", verify_and_record)
     await login_user(client, user["email"])
     assert in_transaction_during_hash == [False]  # its connection is back in the pool
 

@@ -374,7 +374,7 @@ async def test_a_reader_with_a_token_reads_from_the_primary_and_anonymous_from_t
     user, headers = alice
     token = headers["Authorization"].removeprefix("Bearer ")
     db_session.info[READ_ENGINE] = replica = object()
-    assert await get_viewer_id(None, db_session) is None
+    assert await get_viewer_id(None, None, db_session) is None
     assert db_session.info[READ_ENGINE] is replica
-    assert await get_viewer_id(token, db_session) == user["id"]
+    assert await get_viewer_id(token, None, db_session) == user["id"]
     assert READ_ENGINE not in db_session.info

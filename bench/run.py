@@ -385,6 +385,10 @@ SCENARIOS = {
     "cursor_user_deep": "the same, cursor=<half the user's posts down>",
     "cursor_tag_first": "GET /api/posts?tag=tag3&limit=10, a tag on a tenth of the posts",
     "cursor_tag_deep": "the same, cursor=<half the tag's posts down>",
+    "list_anonymous": "first page, no credentials (3 rounds, alternate with the next)",
+    "list_cookie": "first page with the pages' session cookie",
+    "me_bearer": "GET /api/users/me with a bearer token (3 rounds, alternate with the next)",
+    "me_cookie": "GET /api/users/me with the session cookie",
 }
 # Scenario groups for --only.
 GROUPS = {
@@ -401,6 +405,7 @@ GROUPS = {
     ],
     "search": ["list", "search_rare", "search_common", "search_page"],
     "etag": ["list_200", "list_304"],
+    "cookie": ["list_anonymous", "list_cookie", "me_bearer", "me_cookie"],
     "cursor": [
         "cursor_first",
         "cursor_deep",
@@ -481,7 +486,31 @@ def bench_app(
         results |= bench_search(base, args, dsn, first_page)
     if "cursor" in groups:
         results |= bench_cursor_pages(base, args, state, dsn, secret_key)
+    if "cookie" in groups:
+        results |= bench_cookie(base, args, state)
     return results
+
+
+def bench_cookie(base: str, args, state: Seed) -> dict[str, Result]:
+    """A reader logged in by the pages' cookie against an anonymous one (the first page), and
+    the cookie's own cost on a route that authenticates (against a bearer token); rounds
+    alternate, so a drift of the machine's speed falls on both alike."""
+    user = state.users[0]
+    form = {"username": user["email"], "password": PASSWORD}
+    login = httpx.post(f"{base}/api/users/session", data=form, timeout=60)
+    login.raise_for_status()
+    cookie = f"Cookie: session={login.cookies['session']}; csrf_token={login.cookies['csrf_token']}"
+    bearer = f"Authorization: Bearer {user['token']}"
+    first_page, me = f"{base}/api/posts?limit=10", f"{base}/api/users/me"
+    rounds: dict[str, list[Result]] = {name: [] for name in GROUPS["cookie"]}
+    for _ in range(3):
+        rounds["list_anonymous"].append(run_wrk(first_page, args.seconds, args.connections))
+        rounds["list_cookie"].append(
+            run_wrk(first_page, args.seconds, args.connections, header=cookie)
+        )
+        rounds["me_bearer"].append(run_wrk(me, args.seconds, args.connections, header=bearer))
+        rounds["me_cookie"].append(run_wrk(me, args.seconds, args.connections, header=cookie))
+    return {name: average(*results) for name, results in rounds.items()}
 
 
 # --- Search ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""HEAD on every GET route, OPTIONS that lists a path's methods, and a 405 for a method the path
-lacks (pure ASGI).
+"""HEAD on every GET route, OPTIONS that lists a path's methods, a 405 for a method the path
+lacks (pure ASGI), and the other spelling of a page's path (OtherSpelling).
 
 FastAPI's routes answer only the methods they declare, so HEAD got a 405, which monitors, feed
 readers and crawlers trip on. Declaring HEAD on each route would put it in the OpenAPI schema
@@ -24,12 +24,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import quote
 
 from fastapi.routing import RouteContext, iter_route_contexts
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Mount, compile_path
+from starlette.responses import RedirectResponse
+from starlette.routing import BaseRoute, Match, Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # How methods are listed in `Allow`.
@@ -217,3 +220,33 @@ async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None
     else:
         response = await run_in_threadpool(handler, request, exc)
     await response(scope, receive, without_body(send) if scope["method"] == "HEAD" else send)
+
+
+class OtherSpelling:
+    """The router's default, for what no route matched: a page asked for with a trailing slash
+    it lacks, or without one it has, is redirected to its own spelling by a relative Location,
+    which the Host header (set by the client as it likes) cannot point elsewhere. The API has
+    the one spelling per route its schema lists; the other is a 404, in JSON. Anything else
+    too: the router's 404. (Starlette's own `redirect_slashes` named the Host's host.)"""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        other = path.rstrip("/") if path.endswith("/") else f"{path}/"
+        if (
+            scope["type"] == "http"
+            and not route_path(scope).startswith("/api/")
+            and other.startswith("/")
+            and not other.startswith("//")  # a Location of `//host` names another site
+            and any(
+                route.matches({**scope, "path": other})[0] != Match.NONE
+                for route in self.app.routes
+            )
+        ):
+            query = scope["query_string"].decode("latin-1")
+            location = quote(other) + (f"?{query}" if query else "")  # `?`, `#` and `\` encoded
+            await RedirectResponse(location)(scope, receive, send)
+            return
+        await self.app.router.not_found(scope, receive, send)

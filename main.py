@@ -5,15 +5,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse
-from starlette.routing import Match
-from starlette.types import Receive, Scope, Send
 
 import caching
 import docs
@@ -23,7 +19,7 @@ import metrics
 from body_limit import BodyLimitMiddleware
 from config import settings
 from database import EMBEDDED, engine, read_engine, upgrade_to_head
-from http_methods import HeadAndOptionsMiddleware, route_path
+from http_methods import HeadAndOptionsMiddleware, OtherSpelling
 from logs import RequestIdMiddleware, configure_logging
 from ratelimit import limiter
 from routers import comments, feeds, health, login, pages, posts, tags, users
@@ -61,7 +57,7 @@ app = FastAPI(
     # The app's metrics are Prometheus' (metrics.py). FastAPI's own OpenTelemetry, on by
     # default, looked up the global providers on every request: 1 % of a page of posts.
     telemetry={"tracing": False, "metrics": False, "logs": False},
-    redirect_slashes=False,  # Starlette's names the Host header's host: other_spelling below
+    redirect_slashes=False,  # Starlette's names the Host header's host: OtherSpelling does not
 )
 app.add_middleware(caching.ETagMiddleware)  # innermost: sees the route's own 200
 app.add_middleware(HeadAndOptionsMiddleware)  # HEAD runs as GET, so gets its ETag and 304
@@ -95,28 +91,7 @@ if settings.metrics_enabled:
     app.include_router(metrics.router)
 
 
-async def other_spelling(scope: Scope, receive: Receive, send: Send) -> None:
-    """What no route matched: a page asked for with a trailing slash it lacks, or without one
-    it has, is redirected to its own spelling by a relative Location, which the Host header (set
-    by the client as it likes) cannot point elsewhere. The API has the one spelling per route
-    its schema lists; the other is a 404, in JSON. Anything else too: the router's 404."""
-    path: str = scope["path"]
-    other = path.rstrip("/") if path.endswith("/") else f"{path}/"
-    if (
-        scope["type"] == "http"
-        and not route_path(scope).startswith("/api/")
-        and other.startswith("/")
-        and not other.startswith("//")  # a Location of `//host` names another site
-        and any(route.matches({**scope, "path": other})[0] != Match.NONE for route in app.routes)
-    ):
-        query = scope["query_string"].decode("latin-1")
-        location = quote(other) + (f"?{query}" if query else "")  # `?`, `#` and `\` encoded
-        await RedirectResponse(location)(scope, receive, send)
-        return
-    await app.router.not_found(scope, receive, send)
-
-
-app.router.default = other_spelling
+app.router.default = OtherSpelling(app)  # http_methods.py: never a redirect to the Host header
 
 app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

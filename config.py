@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     refresh_token_expire_days: Annotated[int, Field(ge=1)] = 30
     # Unset: the session cookies are `Secure` in production, not in development (plain http).
     session_cookie_secure: bool | None = None
+    # Unset: on in production, off in development. On: unverified users write drafts only.
+    email_verification_required: bool | None = None
+    email_verification_expire_hours: Annotated[int, Field(ge=1)] = 48
+    # off: every comment shows at once; first: until one of the user's is approved; all.
+    comment_moderation: Literal["off", "first", "all"] = "off"
+    # Reports by this many users send a comment back to the moderation queue.
+    comment_report_threshold: Annotated[int, Field(ge=1)] = 3
     max_upload_size_bytes: int = 5 * 1024 * 1024
     posts_per_page: int = 10
 
@@ -99,6 +106,8 @@ class Settings(BaseSettings):
     # Per client, on every route that checks a password (login has its own above): password
     # and email changes.
     rate_limit_password_check: str = "10/minute"
+    # Per account: verification mails asked for again.
+    rate_limit_verification_email: str = "3/hour"
     # Per client, for writing comments.
     rate_limit_comment: str = "10/minute"
 
@@ -114,6 +123,7 @@ class Settings(BaseSettings):
         "rate_limit_post_write",
         "rate_limit_preview",
         "rate_limit_password_check",
+        "rate_limit_verification_email",
         "rate_limit_comment",
     )
     @classmethod
@@ -195,6 +205,8 @@ class Settings(BaseSettings):
             self.rate_limit_enabled = self.environment == "production"
         if self.session_cookie_secure is None:
             self.session_cookie_secure = self.environment == "production"
+        if self.email_verification_required is None:
+            self.email_verification_required = self.environment == "production"
         return self
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     Computed,
     DateTime,
@@ -60,6 +61,16 @@ class User(Base):
     image_file: Mapped[str | None] = mapped_column(String(64), default=None)
     # Bumped when the password changes: access tokens carry it, so old tokens stop working.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Proven by the link mailed to it (accounts made before verification existed: true).
+    email_verified: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    # A new address waiting for its link to be used, when verification is required.
+    pending_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    # "author", "editor" or "admin": what each may do is permissions.py's.
+    role: Mapped[str] = mapped_column(String(10), default="author", server_default="author")
+    # Set while an admin has suspended the account: it and all it wrote are hidden.
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     posts: Mapped[list["Post"]] = relationship(
         back_populates="author", cascade="all, delete-orphan", passive_deletes=True
@@ -75,6 +86,7 @@ class User(Base):
         Index("uq_users_username_lower", func.lower(username), unique=True),
         Index("uq_users_email_lower", func.lower(email), unique=True),
         Index("uq_users_username_skeleton", username_skeleton, unique=True),
+        CheckConstraint("role IN ('author', 'editor', 'admin')", name="role"),
     )
 
     @validates("username")
@@ -207,6 +219,8 @@ class Comment(Base):
     date_posted: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # "approved" (seen by all), "pending" (awaiting a moderator) or "hidden" (by a moderator).
+    status: Mapped[str] = mapped_column(String(10), default="approved", server_default="approved")
 
     post: Mapped[Post] = relationship(back_populates="comments")
     author: Mapped[User] = relationship(back_populates="comments", lazy="joined", innerjoin=True)
@@ -216,6 +230,14 @@ class Comment(Base):
     __table_args__ = (
         # A post's comments, oldest first, and their count (index-only) for comment_count.
         Index("ix_comments_post_id_date_posted_id", post_id, date_posted, id),
+        # The moderation queue: pending comments, oldest first.
+        Index(
+            "ix_comments_pending_date_posted",
+            date_posted,
+            id,
+            postgresql_where=text("status = 'pending'"),
+        ),
+        CheckConstraint("status IN ('approved', 'pending', 'hidden')", name="status"),
     )
 
 
@@ -273,4 +295,31 @@ class RefreshToken(Base):
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
     spent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EmailVerificationToken(Base):
+    """A link mailed to prove an address: the account's email, or the `pending_email` it is
+    moving to. Single use; a new one replaces the user's older ones."""
+
+    __tablename__ = "email_verification_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # only the SHA-256
+    email: Mapped[str] = mapped_column(String(320))  # the address the link was sent to
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommentReport(Base):
+    """One user's report of one comment (reported again: still one row)."""
+
+    __tablename__ = "comment_reports"
+
+    comment_id: Mapped[int] = mapped_column(
+        ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -57,6 +57,15 @@ class Detail:
     SITEMAP_NOT_FOUND = "Sitemap not found"
     UPDATE_COMMENT_FORBIDDEN = "Not authorized to update this comment"
     DELETE_COMMENT_FORBIDDEN = "Not authorized to delete this comment"
+    INVALID_VERIFICATION_TOKEN = "Invalid or expired verification token"
+    EMAIL_ALREADY_VERIFIED = "Email already verified"
+    VERIFY_EMAIL_FIRST = "Verify your email address first"
+    CHANGE_ROLE_FORBIDDEN = "Not authorized to change roles"
+    LAST_ADMIN = "The last admin cannot be demoted"
+    SUSPEND_FORBIDDEN = "Not authorized to suspend users"
+    SUSPEND_SELF = "Admins cannot suspend themselves"
+    ACCOUNT_SUSPENDED = "Account suspended"
+    MODERATE_COMMENT_FORBIDDEN = "Not authorized to moderate this comment"
     SKIP_TOO_DEEP = (
         "skip can be at most 10000. To page further, use cursor pagination: pass the"
         " next_cursor of the previous page as cursor=."
@@ -84,6 +93,9 @@ class Message:
         "If an account exists with this email, you will receive password reset instructions."
     )
     PASSWORD_RESET = "Password reset successfully. You can now log in with your new password."
+    EMAIL_VERIFIED = "Email verified"
+    VERIFICATION_SENT = "Verification email sent"
+    COMMENT_REPORTED = "Comment reported"
 
 
 def storable_text(value: str) -> str:
@@ -316,6 +328,14 @@ class UserPublic(BaseModel):
     id: int
     username: str
     image_file: str | None
+    role: Literal["author", "editor", "admin"] = "author"
+    # When an admin suspended the account; only editors and admins ever see such a user.
+    suspended_at: datetime | None = Field(default=None, exclude=True)
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use of @property
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use of @property
     @property
@@ -325,6 +345,9 @@ class UserPublic(BaseModel):
 
 class UserPrivate(UserPublic):
     email: str
+    email_verified: bool = False
+    # A new address waiting for its verification link (EMAIL_VERIFICATION_REQUIRED), else null.
+    pending_email: str | None = None
 
 
 POST_EXAMPLE: dict[str, JsonValue] = {
@@ -432,6 +455,7 @@ class CommentResponse(BaseModel):
     content: str
     date_posted: datetime
     author: UserPublic
+    status: Literal["approved", "pending", "hidden"] = "approved"
 
 
 class PaginatedComments(BaseModel):

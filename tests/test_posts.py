@@ -30,6 +30,8 @@ async def test_create_post_returns_post_with_author(client, alice):
         "username": "alice",
         "image_file": None,
         "image_path": DEFAULT_PICTURE,
+        "role": "author",
+        "suspended": False,
     }
     assert post["date_posted"].endswith(("Z", "+00:00"))
 

@@ -35,6 +35,10 @@ async def test_register_returns_private_user(client):
         "email": "alice@example.com",
         "image_file": None,
         "image_path": DEFAULT_PICTURE,
+        "role": "author",
+        "suspended": False,
+        "email_verified": False,
+        "pending_email": None,
     }
 
 
@@ -130,6 +134,8 @@ async def test_get_user_is_public_without_email(client):
         "username": "alice",
         "image_file": None,
         "image_path": DEFAULT_PICTURE,
+        "role": "author",
+        "suspended": False,
     }
 
 

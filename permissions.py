@@ -15,6 +15,8 @@ A suspended account may do nothing (its requests are refused before they get her
 from collections.abc import Callable
 from typing import Literal, Protocol
 
+from config import settings
+
 AUTHOR, EDITOR, ADMIN = "author", "editor", "admin"
 ROLES = (AUTHOR, EDITOR, ADMIN)
 
@@ -87,3 +89,14 @@ def can(user: Actor | None, action: Action, target: Owned | OnAPost | None = Non
         return True
     owners = OWNERS.get(action)
     return target is not None and owners is not None and user.id in owners(target)
+
+
+class Verifiable(Protocol):
+    @property
+    def email_verified(self) -> bool: ...
+
+
+def must_verify_first(user: Verifiable) -> bool:
+    """Whether EMAIL_VERIFICATION_REQUIRED holds the user back: they may write drafts, not
+    publish or comment (403 `Verify your email address first`)."""
+    return bool(settings.email_verification_required) and not user.email_verified

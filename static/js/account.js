@@ -1,6 +1,6 @@
 // The account page: profile, picture (with a preview), password, log out, delete.
-import { ApiError, api, currentUser, logOut, setCurrentUser, token } from "./api.js";
-import { showUser } from "./nav.js";
+import { ApiError, api, currentUser, logOut, setCurrentUser } from "./api.js";
+import { logOutShowing, showUser } from "./nav.js";
 import { clearMessages, onSubmit, showError, showSuccess } from "./ui.js";
 
 let user = await currentUser();
@@ -137,11 +137,13 @@ removeButton.addEventListener("click", async () => {
 const password = document.getElementById("password-form");
 onSubmit(password, async ({ current_password, new_password }) => {
   await api("/api/users/me/password", { method: "PATCH", json: { current_password, new_password } });
-  token.clear(); // the server has ended every session: log in again with the new password
+  // The server has ended every session, this one too: log in again with the new password.
   window.location.assign("/login?notice=password-changed&next=/account");
 });
 
-document.getElementById("account-logout-button").addEventListener("click", () => logOut());
+document
+  .getElementById("account-logout-button")
+  .addEventListener("click", () => logOutShowing(document.getElementById("account-logout-error")));
 
 document.getElementById("delete-account-button").addEventListener("click", async () => {
   if (!window.confirm("Delete your account, your posts and your picture? This cannot be undone.")) return;
@@ -149,7 +151,7 @@ document.getElementById("delete-account-button").addEventListener("click", async
   error.hidden = true;
   try {
     await api(`/api/users/${user.id}`, { method: "DELETE" });
-    logOut("account-deleted", { revoke: false }); // the account, and its tokens, are gone
+    logOut("account-deleted", { revoke: false }); // the account, and its sessions, are gone
   } catch (failure) {
     error.textContent = failure.message;
     error.hidden = false;

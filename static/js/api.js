@@ -1,12 +1,23 @@
-// The JSON API as the pages use it: the bearer token in localStorage, errors as readable text.
+// The JSON API as the pages use it: the HttpOnly session cookie, a CSRF header on every request
+// that may change something, errors as readable text.
+//
+// No script can read the session: its secret is the HttpOnly `session` cookie, which the
+// browser sends itself. The readable `csrf_token` cookie is no secret of the session: the pages
+// send it back as X-CSRF-Token, which a page of another origin cannot make a browser send, and
+// the server checks it against the session. Nothing is kept in web storage.
 
-const TOKEN_KEY = "blog.token";
+const CSRF_COOKIE = "csrf_token";
+const CSRF_HEADER = "X-CSRF-Token";
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-export const token = {
-  get: () => localStorage.getItem(TOKEN_KEY),
-  set: (value) => localStorage.setItem(TOKEN_KEY, value),
-  clear: () => localStorage.removeItem(TOKEN_KEY),
-};
+/** The csrf_token cookie's value, or null: present while this browser holds a session. */
+export function csrfToken() {
+  for (const pair of document.cookie.split(";")) {
+    const [name, ...value] = pair.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(value.join("=")) || null;
+  }
+  return null;
+}
 
 const FIELD_LABELS = {
   username: "Username",
@@ -79,8 +90,8 @@ export class ApiError extends Error {
  */
 export async function api(path, { method = "GET", json, form, body } = {}) {
   const headers = { Accept: "application/json" };
-  const saved = token.get();
-  if (saved) headers.Authorization = `Bearer ${saved}`;
+  const csrf = csrfToken();
+  if (csrf && !SAFE_METHODS.has(method.toUpperCase())) headers[CSRF_HEADER] = csrf;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(json);
@@ -89,14 +100,13 @@ export async function api(path, { method = "GET", json, form, body } = {}) {
   }
   let response;
   try {
-    response = await fetch(path, { method, headers, body });
+    // The cookies go with the pages' own requests (same origin) only.
+    response = await fetch(path, { method, headers, body, credentials: "same-origin" });
   } catch {
     throw new ApiError(0, null);
   }
-  if (response.status === 401 && saved) {
-    token.clear(); // expired, or the password changed elsewhere
-    forgetCurrentUser();
-  }
+  // The session expired, or ended elsewhere (logged out, password changed): logged out.
+  if (response.status === 401) forgetCurrentUser();
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data?.detail);
@@ -105,10 +115,14 @@ export async function api(path, { method = "GET", json, form, body } = {}) {
 
 let current = null;
 
-/** The logged-in user (with email), or null; asked once per page. */
+/**
+ * The logged-in user (with email), or null; asked once per page. Without the csrf_token
+ * cookie this browser holds no session; with it, the server says whether the session lives
+ * (a 401: it ended, and the page shows the logged-out state).
+ */
 export function currentUser() {
   if (!current) {
-    current = token.get() ? api("/api/users/me").catch(() => null) : Promise.resolve(null);
+    current = csrfToken() ? api("/api/users/me").catch(() => null) : Promise.resolve(null);
   }
   return current;
 }
@@ -121,15 +135,25 @@ function forgetCurrentUser() {
   current = Promise.resolve(null);
 }
 
-/** End the session: the server revokes the token, then this browser forgets it. */
+/** Log in for the pages: the server sets the session and csrf_token cookies. */
+export async function logIn(email, password) {
+  await api("/api/users/session", { method: "POST", form: { username: email, password } });
+  current = null; // asked again on the next call
+}
+
+/**
+ * End the session on the server (which clears its cookies), then show the logged-out home
+ * page. An already ended session (401) is logged out too; any other failure throws: the
+ * session may still live, so the page must not say it ended.
+ */
 export async function logOut(notice = "logged-out", { revoke = true } = {}) {
-  if (revoke && token.get()) {
+  if (revoke) {
     try {
-      await api("/api/users/logout", { method: "POST" });
-    } catch {
-      // Already expired or revoked, or the server is out of reach: forget the token anyway.
+      await api("/api/users/session", { method: "DELETE" });
+    } catch (error) {
+      if (error.status !== 401) throw error;
     }
   }
-  token.clear();
+  forgetCurrentUser();
   window.location.assign(`/?notice=${notice}`);
 }

@@ -1,5 +1,5 @@
 // Log in, register, forgot password and reset password: whichever form this page has.
-import { api, token } from "./api.js";
+import { api, logIn } from "./api.js";
 import { onSubmit, safeNext } from "./ui.js";
 
 const login = document.getElementById("login-form");
@@ -9,8 +9,7 @@ const reset = document.getElementById("reset-form");
 
 if (login) {
   onSubmit(login, async ({ username, password }) => {
-    const { access_token } = await api("/api/users/token", { method: "POST", form: { username, password } });
-    token.set(access_token);
+    await logIn(username, password); // the session is a cookie no script can read
     window.location.assign(safeNext(new URLSearchParams(window.location.search).get("next")));
   });
 }
@@ -35,7 +34,7 @@ if (forgot) {
 if (reset) {
   onSubmit(reset, async ({ token: resetToken, new_password }) => {
     await api("/api/users/reset-password", { method: "POST", json: { token: resetToken, new_password } });
-    token.clear(); // every session of this account has ended
+    // Every session of this account has ended, this browser's too: log in again.
     window.location.assign("/login?notice=password-reset");
   });
 }

@@ -1,5 +1,5 @@
 // A draft in the editor. The page carries no post: the API shows a draft to its author only,
-// so this script loads it with the token, then saves, previews and publishes it.
+// so this script loads it with the session, then saves, previews and publishes it.
 import { api, currentUser } from "./api.js";
 import { onSubmit, parseTags, showSuccess, wirePreview } from "./ui.js";
 

@@ -19,7 +19,20 @@ document.getElementById("new-post-button").addEventListener("click", () => {
   form.elements.title.focus();
 });
 dialog.querySelector("[data-close-dialog]").addEventListener("click", () => dialog.close());
-document.getElementById("logout-button").addEventListener("click", () => logOut());
+/** Log out; when the server could not end the session (it may still live), say so in `line`. */
+export async function logOutShowing(line) {
+  line.hidden = true;
+  try {
+    await logOut();
+  } catch (failure) {
+    line.textContent = `You are still logged in: ${failure.message}`;
+    line.hidden = false;
+  }
+}
+
+document
+  .getElementById("logout-button")
+  .addEventListener("click", () => logOutShowing(document.getElementById("logout-error")));
 
 wirePreview(form, api);
 

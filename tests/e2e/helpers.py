@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import Locator, Page, Route, expect
+from playwright.sync_api import Cookie, Locator, Page, Route, expect
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
@@ -60,6 +60,28 @@ def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#nav-account")).to_be_visible()
+
+
+def cookies_of(page: Page) -> dict[str, Cookie]:
+    """The cookies the page's browser context holds, by name (HttpOnly ones included)."""
+    return {cookie["name"]: cookie for cookie in page.context.cookies() if "name" in cookie}
+
+
+def with_cookie(session: str) -> dict[str, str]:
+    """Headers that present a copy of a session cookie, as another client holding it would."""
+    return {"Cookie": f"session={session}"}
+
+
+def readable_by_scripts(page: Page) -> dict[str, object]:
+    """What any script of the page can read: both storages, whole, and document.cookie."""
+    return page.evaluate(
+        """() => {
+          const all = (storage) => Object.fromEntries(
+            Array.from({length: storage.length}, (_, i) => storage.key(i))
+              .map((key) => [key, storage.getItem(key)]));
+          return {local: all(localStorage), session: all(sessionStorage), cookie: document.cookie};
+        }"""
+    )
 
 
 def fill_post(form: Locator, title: str, content: str, tags: str = "") -> None:

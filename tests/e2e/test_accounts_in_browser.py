@@ -6,7 +6,16 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.helpers import PASSWORD, TEST_IMAGE, create_post, create_user, log_in, shot
+from tests.e2e.helpers import (
+    PASSWORD,
+    TEST_IMAGE,
+    cookies_of,
+    create_post,
+    create_user,
+    log_in,
+    shot,
+    with_cookie,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -127,20 +136,21 @@ def test_forgotten_password_is_reset_from_the_mailed_link_and_the_new_one_logs_i
     expect(page.get_by_role("alert")).to_have_text("Invalid or expired reset token")
 
 
-def test_log_out_ends_the_token_on_the_server_and_the_navigation_offers_log_in(
+def test_log_out_ends_the_session_on_the_server_and_the_navigation_offers_log_in(
     page: Page, api, live_server
 ):
     user = create_user(api)
     log_in(page, user.email)
-    token = page.evaluate("localStorage.getItem('blog.token')")
-    assert api.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    cookie = str(cookies_of(page)["session"].get("value"))
+    assert api.get("/api/users/me", headers=with_cookie(cookie)).status_code == 200
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(f"{live_server}/?notice=logged-out")
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
     expect(page.get_by_role("button", name="New post")).to_be_hidden()
-    assert page.evaluate("localStorage.getItem('blog.token')") is None
-    # A copy of the token (stolen, or in another tab) is refused from now on.
-    refused = api.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert "session" not in cookies_of(page)
+    assert "csrf_token" not in cookies_of(page)
+    # A copy of the cookie (stolen, or another client's) is refused from now on.
+    refused = api.get("/api/users/me", headers=with_cookie(cookie))
     assert refused.status_code == 401
 
     page.goto("/account")
@@ -184,11 +194,13 @@ def test_account_page_saves_the_profile_and_a_new_password_asks_to_log_in_again(
     expect(page.get_by_role("alert").filter(has_text="password")).to_have_text(
         "Current password is incorrect"
     )
+    cookie = str(cookies_of(page)["session"].get("value"))
     page.get_by_label("Current password").fill(PASSWORD)
     page.get_by_role("button", name="Change password").click()
     expect(page).to_have_url(f"{live_server}/login?notice=password-changed&next=/account")
     expect(page.get_by_role("status")).to_have_text(re.compile("Log in again"))
-    assert page.evaluate("localStorage.getItem('blog.token')") is None
+    expect(page.get_by_role("link", name="Log in")).to_be_visible()  # the session has ended
+    assert api.get("/api/users/me", headers=with_cookie(cookie)).status_code == 401
 
     log_in(page, user.email, "my new password")
     expect(page).to_have_url(f"{live_server}/account")

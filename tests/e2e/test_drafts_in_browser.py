@@ -1,4 +1,4 @@
-"""Editing a draft in Chromium: the editor page loads it with the author's token; nobody else,
+"""Editing a draft in Chromium: the editor page loads it with the author's session; nobody else,
 logged in or not, ever sees its text."""
 
 import re
@@ -108,16 +108,28 @@ def test_logged_out_reader_is_sent_to_log_in_then_back_to_the_draft(page: Page, 
     expect(page.locator("#draft-form").get_by_label("Title")).to_have_value("Mine to edit")
 
 
-def test_author_on_the_404_of_their_draft_is_offered_the_editor(page: Page, api):
+def test_author_opening_their_draft_page_sees_it_marked_as_a_draft_others_a_404(page: Page, api):
     author = create_user(api)
     draft = create_draft(api, author, "Behind the 404", "Words")
     page.goto(f"/posts/{draft['id']}")
     expect(page.locator("h1")).to_have_text("Post not found")
     expect(page.locator("#draft-hint")).to_be_hidden()  # logged out: nothing to offer
+    assert "Behind the 404" not in page.content()
 
     log_in(page, author.email)
-    page.goto(f"/posts/{draft['id']}")
-    expect(page.locator("#draft-hint")).to_be_visible()
-    shot(page, "draft-404-hint")
-    page.locator("#draft-hint").get_by_role("link", name="open it in the editor").click()
+    page.goto(f"/posts/{draft['id']}")  # the server knows the author by the session cookie
+    expect(page.locator("#post-title")).to_have_text("Behind the 404")
+    notice = page.locator("#draft-notice")
+    expect(notice).to_contain_text("This is your draft: only you can see it.")
+    expect(page.get_by_role("button", name="Edit")).to_be_visible()
+    shot(page, "draft-page")
+    notice.get_by_role("link", name="Open it in the editor").click()
     expect(page.locator("#draft-form").get_by_label("Title")).to_have_value("Behind the 404")
+
+    stranger = create_user(api)
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, stranger.email)
+    response = page.goto(f"/posts/{draft['id']}")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Post not found")
+    assert "Behind the 404" not in page.content()

@@ -92,8 +92,9 @@ def test_other_user_sees_no_edit_controls_and_is_refused_when_forcing_them(page:
 
     forced = page.evaluate(
         """async (id) => {
-          const headers = {"Content-Type": "application/json",
-                           Authorization: `Bearer ${localStorage.getItem("blog.token")}`};
+          // The reader's own session, CSRF token included: only ownership can refuse.
+          const csrf = document.cookie.match(/(?:^|; )csrf_token=([^;]*)/)[1];
+          const headers = {"Content-Type": "application/json", "X-CSRF-Token": csrf};
           const body = JSON.stringify({title: "Taken over", content: "Mine now"});
           const put = await fetch(`/api/posts/${id}`, {method: "PUT", headers, body});
           const del = await fetch(`/api/posts/${id}`, {method: "DELETE", headers});

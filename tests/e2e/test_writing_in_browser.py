@@ -95,7 +95,7 @@ def test_writer_writes_markdown_with_tags_previews_publishes_and_opens_the_tag_p
     shot(page, "tag-page")
 
 
-def test_writer_saves_a_draft_sees_it_only_on_the_account_page_then_publishes_it(
+def test_writer_saves_a_draft_that_only_the_account_page_lists_then_publishes_it(
     page: Page, api, live_server
 ):
     writer = create_user(api)
@@ -115,7 +115,9 @@ def test_writer_saves_a_draft_sees_it_only_on_the_account_page_then_publishes_it
     page.goto(f"/users/{writer.id}/posts")
     expect(page.get_by_text(title)).to_have_count(0)
     draft_id = api.get("/api/users/me/posts", headers=writer.headers).json()["posts"][0]["id"]
-    assert page.request.get(f"/posts/{draft_id}").status == 404
+    # Its page is the writer's alone: their session shows it, anyone else gets a 404.
+    assert page.request.get(f"/posts/{draft_id}").status == 200
+    assert api.get(f"/posts/{draft_id}").status_code == 404
     assert api.get(f"/api/posts/{draft_id}").status_code == 404
 
     page.goto("/account")

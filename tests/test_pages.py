@@ -253,6 +253,13 @@ async def test_form_pages_render_their_form(client, path, form):
     assert 'method="post"' in html
 
 
+async def test_account_page_has_the_session_list_its_script_fills(client):
+    html = assert_html(await client.get("/account"))
+    assert re.search(r'<ul class="session-list" id="session-list"[^>]*></ul>', html)
+    # Shown by the script once it knows there is another session to end.
+    assert re.search(r'id="end-other-sessions-button"[^>]*\bhidden\b', html)
+
+
 async def test_reset_password_page_sends_no_referrer_and_keeps_the_token(client):
     response = await client.get("/reset-password?token=abc123")
     html = assert_html(response)
@@ -313,6 +320,7 @@ async def test_pages_load_only_local_assets_and_no_inline_script_or_style(client
         "/static/js/post.js",
         "/static/js/auth.js",
         "/static/js/account.js",
+        "/static/js/draft.js",
         "/static/favicon.svg",
         "/static/profile_pics/default.jpg",
     ],
@@ -321,6 +329,18 @@ async def test_page_assets_are_served(client, asset):
     response = await client.get(asset)
     assert response.status_code == 200
     assert response.content
+
+
+PAGE_SCRIPTS = ["api.js", "ui.js", "nav.js", "posts-list.js", "post.js", "auth.js", "account.js"]
+
+
+async def test_page_scripts_keep_no_token_in_web_storage_and_send_no_bearer(client):
+    """The session is the HttpOnly cookie: no script stores or sends a token of its own."""
+    for name in [*PAGE_SCRIPTS, "draft.js"]:
+        script = (await client.get(f"/static/js/{name}")).text
+        assert script, name
+        for word in ("localStorage", "sessionStorage", "Authorization", "Bearer"):
+            assert word not in script, f"{name} mentions {word}"
 
 
 async def test_pages_send_the_strict_content_security_policy(client):

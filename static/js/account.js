@@ -1,4 +1,5 @@
-// The account page: profile, picture (with a preview), password, log out, delete.
+// The account page: drafts, profile, picture (with a preview), password, log out, delete, and
+// the sessions (where the account is logged in), each of which can end.
 import { ApiError, api, currentUser, logOut, setCurrentUser } from "./api.js";
 import { logOutShowing, showUser } from "./nav.js";
 import { clearMessages, onSubmit, showError, showSuccess } from "./ui.js";
@@ -157,3 +158,135 @@ document.getElementById("delete-account-button").addEventListener("click", async
     error.hidden = false;
   }
 });
+
+// --- Sessions: every login of this account, this browser's marked -----------------------
+
+const sessionList = document.getElementById("session-list");
+const sessionsError = document.getElementById("sessions-error");
+const sessionsDone = document.getElementById("sessions-done");
+const endOthersButton = document.getElementById("end-other-sessions-button");
+const WHEN = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short" });
+
+const BROWSERS = [
+  [/\bEdg(?:e|A|iOS)?\//, "Edge"],
+  [/\b(?:OPR|Opera)\//, "Opera"],
+  [/\b(?:Firefox|FxiOS)\//, "Firefox"],
+  [/\b(?:HeadlessChrome|Chrome|Chromium|CriOS)\//, "Chrome"],
+  [/\bVersion\/[\d.]+.*\bSafari\//, "Safari"],
+];
+const SYSTEMS = [
+  [/\bAndroid\b/, "Android"],
+  [/\b(?:iPhone|iPad|iPod)\b/, "iOS"],
+  [/\bWindows\b/, "Windows"],
+  [/\bMac OS X\b|\bMacintosh\b/, "macOS"],
+  [/\bCrOS\b/, "ChromeOS"],
+  [/\bLinux\b/, "Linux"],
+];
+
+/** "Chrome on Linux" for a browser's User-Agent; a program's own name (curl/8.5) otherwise. */
+function describeClient(userAgent) {
+  const text = String(userAgent ?? "").trim();
+  if (!text) return "Unknown client";
+  const browser = BROWSERS.find(([pattern]) => pattern.test(text))?.[1];
+  const system = SYSTEMS.find(([pattern]) => pattern.test(text))?.[1];
+  if (browser) return system ? `${browser} on ${system}` : browser;
+  return text.split(/\s/)[0];
+}
+
+function when(label, value) {
+  const line = document.createElement("span");
+  const time = document.createElement("time");
+  time.dateTime = new Date(value).toISOString(); // milliseconds at most, as the pages' <time>
+  time.textContent = WHEN.format(new Date(value));
+  line.append(`${label} `, time);
+  return line;
+}
+
+function sessionItem(session) {
+  const item = document.createElement("li");
+  item.className = "session";
+  item.dataset.sessionId = session.id;
+  if (session.current) item.setAttribute("aria-current", "true");
+  const head = document.createElement("div");
+  head.className = "session-head";
+  const client = document.createElement("h3");
+  client.className = "session-client";
+  client.textContent = describeClient(session.user_agent);
+  head.append(client);
+  if (session.current) {
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = "This browser";
+    head.append(badge);
+  }
+  if (session.kind === "token") {
+    const badge = document.createElement("span");
+    badge.className = "badge badge-muted";
+    badge.textContent = "API token";
+    head.append(badge);
+  }
+  const body = document.createElement("div");
+  body.className = "session-body";
+  body.append(head);
+  if (session.user_agent && session.user_agent !== client.textContent) {
+    const agent = document.createElement("p");
+    agent.className = "session-agent muted";
+    agent.textContent = session.user_agent; // the client's own words stay text
+    body.append(agent);
+  }
+  const times = document.createElement("p");
+  times.className = "session-times muted";
+  times.append(when("Logged in", session.created_at), " · ", when("last used", session.last_used_at));
+  body.append(times);
+  item.append(body);
+  if (!session.current) {
+    const end = document.createElement("button");
+    end.type = "button";
+    end.className = "button button-secondary";
+    end.textContent = "End session";
+    const started = WHEN.format(new Date(session.created_at));
+    end.setAttribute("aria-label", `End session: ${client.textContent}, logged in ${started}`);
+    end.addEventListener("click", () =>
+      changeSessions(end, `/api/users/me/sessions/${session.id}`, "The session has ended."),
+    );
+    item.append(end);
+  }
+  return item;
+}
+
+function sayAboutSessions(line, message) {
+  for (const other of [sessionsError, sessionsDone]) other.hidden = true;
+  if (!line) return;
+  line.textContent = message;
+  line.hidden = false;
+}
+
+async function showSessions() {
+  const list = await api("/api/users/me/sessions");
+  sessionList.replaceChildren(...list.map(sessionItem));
+  endOthersButton.hidden = !list.some((session) => !session.current);
+}
+
+async function changeSessions(button, path, done) {
+  button.disabled = true;
+  sayAboutSessions(null);
+  try {
+    try {
+      await api(path, { method: "DELETE" });
+    } catch (failure) {
+      if (failure.status !== 404) throw failure; // 404: it had ended already
+    }
+    await showSessions();
+    sayAboutSessions(sessionsDone, done);
+  } catch (failure) {
+    sayAboutSessions(sessionsError, failure.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+endOthersButton.addEventListener("click", () =>
+  changeSessions(endOthersButton, "/api/users/me/sessions", "Every other session has ended."),
+);
+
+if (user) showSessions().catch((failure) => sayAboutSessions(sessionsError, failure.message));

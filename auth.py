@@ -246,6 +246,7 @@ def _user_of_token(access: AccessToken) -> Select[models.User]:
     """The token's user, if the token was not revoked and its session (if it names one) lives."""
     conditions = [
         models.User.id == access.user_id,
+        models.User.suspended_at.is_(None),  # suspending ends the sessions; older tokens too
         ~exists().where(models.RevokedToken.jti == access.token_id),
     ]
     if access.session_id is not None:
@@ -285,6 +286,7 @@ COOKIE_SESSION_USER = (
         models.Session.secret_hash == bindparam("secret_hash"),
         models.Session.kind == sessions.COOKIE,
         models.Session.expires_at > func.now(),
+        models.User.suspended_at.is_(None),
     )
 )
 
@@ -337,17 +339,21 @@ CurrentUser = Annotated[models.User, Depends(get_current_user)]
 # The token's user, if the token was not revoked: what a token must pass to show its drafts.
 VIEWER_TOKEN_VERSION = select(models.User.token_version).where(
     models.User.id == bindparam("user_id"),
+    models.User.suspended_at.is_(None),
     ~exists().where(models.RevokedToken.jti == bindparam("token_id")),
 )
-VIEWER_OF_SESSION = select(models.User.token_version).where(
-    models.User.id == bindparam("user_id"),
-    ~exists().where(models.RevokedToken.jti == bindparam("token_id")),
-    _live_session(bindparam("session_id"), models.User.id),
+VIEWER_OF_SESSION = VIEWER_TOKEN_VERSION.where(
+    _live_session(bindparam("session_id"), models.User.id)
 )
-VIEWER_OF_COOKIE = select(models.Session.user_id).where(
-    models.Session.secret_hash == bindparam("secret_hash"),
-    models.Session.kind == sessions.COOKIE,
-    models.Session.expires_at > func.now(),
+VIEWER_OF_COOKIE = (
+    select(models.Session.user_id)
+    .join(models.User, models.User.id == models.Session.user_id)
+    .where(
+        models.Session.secret_hash == bindparam("secret_hash"),
+        models.Session.kind == sessions.COOKIE,
+        models.Session.expires_at > func.now(),
+        models.User.suspended_at.is_(None),
+    )
 )
 
 

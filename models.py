@@ -96,6 +96,8 @@ class User(Base):
 
 
 SEARCH_VECTOR = "post_search_vector(title, tags, content)"
+# The posts everyone sees (routers.posts.visible_to), as the partial indexes' predicate.
+PUBLIC = "published AND NOT author_suspended"
 
 
 class Post(Base):
@@ -119,6 +121,11 @@ class Post(Base):
         ARRAY(String(MAX_TAG_LENGTH)), default=list, server_default=text("'{}'")
     )
     published: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Whether the author is suspended (kept in step by the suspension routes): the public sees
+    # `published AND NOT author_suspended`, which the partial indexes below hold exactly.
+    author_suspended: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     # Set once, when the post is first published: publishing again never moves `date_posted`.
     first_published_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=_now_if_published
@@ -141,7 +148,7 @@ class Post(Base):
             "ix_posts_date_posted_id",
             date_posted.desc(),
             id.desc(),
-            postgresql_where=text("published"),
+            postgresql_where=text(PUBLIC),
         ),
         # A user's posts, newest first (drafts too, for their author); serves the foreign key.
         Index("ix_posts_user_id_date_posted_id", user_id, date_posted.desc(), id.desc()),
@@ -151,14 +158,14 @@ class Post(Base):
             "ix_posts_user_id_updated_at",
             user_id,
             updated_at,
-            postgresql_where=text("published"),
+            postgresql_where=text(PUBLIC),
         ),
         # A tag's posts: `tags @> ARRAY[...]` on published posts.
         Index(
             "ix_posts_tags",
             tags,
             postgresql_using="gin",
-            postgresql_where=text("published"),
+            postgresql_where=text(PUBLIC),
         ),
     )
 
@@ -176,7 +183,7 @@ Index(
     "ix_posts_search_vector",
     POST_SEARCH_VECTOR,
     postgresql_using="gin",
-    postgresql_where=text("published"),
+    postgresql_where=text(PUBLIC),
 )
 
 

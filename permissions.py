@@ -81,6 +81,11 @@ OWNERS: dict[Action, Callable[..., set[int]]] = {
 }
 
 
+def roles_that_may(action: Action) -> tuple[str, ...]:
+    """The roles that may take `action` on anything: for a query that asks it of a row."""
+    return tuple(role for role, actions in ROLE_ACTIONS.items() if action in actions)
+
+
 def can(user: Actor | None, action: Action, target: Owned | OnAPost | None = None) -> bool:
     """Whether `user` may take `action` (on `target`, for the actions that have one)."""
     if user is None or user.suspended_at is not None:

@@ -285,7 +285,7 @@ preview_limit = UserRateLimit("preview", "rate_limit_preview")
 
 DEVICE_COOKIE_PREFIX = "device_"
 DEVICE_COOKIE_MAX_AGE = 180 * 24 * 3600
-DEVICE_COOKIE_PATH = "/api/users/token"
+DEVICE_COOKIE_PATH = "/api/users"  # the logins: /api/users/token and /api/users/session
 
 
 def device_cookie(email: str) -> tuple[str, str]:

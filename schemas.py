@@ -227,6 +227,12 @@ class Token(BaseModel):
     refresh_token: str = Field(description="Single use: POST /api/users/token/refresh")
 
 
+class RoleChange(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "editor"}]})
+
+    role: Literal["author", "editor", "admin"]
+
+
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"refresh_token": "the refresh_token of the last answer"}]}

@@ -66,6 +66,8 @@ async def check_credentials(
     )
     if user is None or not valid:
         raise bad_credentials()
+    if user.suspended_at is not None:  # the right password: the account may be told
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=Detail.ACCOUNT_SUSPENDED)
     # Stored with outdated argon2 parameters: upgrade it, now that the password is known.
     if new_hash and not await upgrade_hash(db, user, new_hash):
         raise bad_credentials()  # the account was deleted, or its password changed, meanwhile
@@ -102,7 +104,7 @@ def token_response(user: models.User, session: models.Session, refresh_token: st
     "/token",
     openapi_extra=LOGIN_FORM_OPENAPI,
     response_model=Token,
-    responses=errors(400, 401, 413, 429),
+    responses=errors(400, 401, 403, 413, 429),
     dependencies=LOGIN_LIMITS,
 )
 async def login(
@@ -128,7 +130,7 @@ async def refresh(data: RefreshRequest, db: SessionDep, response: Response) -> T
     rotated = await sessions.rotate(db, data.refresh_token)
     user = await db.get(models.User, rotated[0].user_id) if rotated else None
     await release_connection(db)
-    if rotated is None or user is None:
+    if rotated is None or user is None or user.suspended_at is not None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail=Detail.INVALID_REFRESH_TOKEN,
@@ -153,7 +155,7 @@ def set_session_cookies(response: Response, secret: str, csrf_token: str) -> Non
     "/session",
     openapi_extra=LOGIN_FORM_OPENAPI,
     response_model=CsrfToken,
-    responses=errors(400, 401, 413, 429),
+    responses=errors(400, 401, 403, 413, 429),
     dependencies=LOGIN_LIMITS,
 )
 async def log_in_with_cookie(

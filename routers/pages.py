@@ -24,6 +24,7 @@ from routers.posts import (
     PageStart,
     PostReadDep,
     fetch_headlines,
+    is_public,
     fetch_posts_page,
     fetch_search_page,
     page_offset,
@@ -156,7 +157,9 @@ async def post_page(
 ) -> HTMLResponse:
     """One post with a page of its comments; its author also gets edit and delete."""
     comments = await fetch_comments_page(db, post.id, skip=comments_skip, limit=COMMENTS_PER_PAGE)
-    return render(request, "post.html", {"post": post, "comments": comments})
+    # A page only its author (a draft) or an editor may see is kept out of every cache.
+    headers = None if is_public(post) else {"Cache-Control": "private, no-store"}
+    return render(request, "post.html", {"post": post, "comments": comments}, headers=headers)
 
 
 @router.get("/tags/{name}", response_class=HTMLResponse)

@@ -19,8 +19,10 @@ from sqlalchemy import (
     Select,
     String,
     Subquery,
+    and_,
     bindparam,
     case,
+    exists,
     func,
     literal_column,
     or_,
@@ -32,7 +34,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import TextClause
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +46,7 @@ from config import settings
 from content import MARK_END, MARK_START, NestedTooDeep, render_post
 from cursors import InvalidCursor, Position, cursor_key, decode_cursor, encode_cursor
 from database import ReadDep, SessionDep, fetch_all, mark_expensive_read
+from permissions import Action, can, must_verify_first, roles_that_may
 from ratelimit import post_limit, post_write_limit, preview_limit
 from schemas import (
     MAX_SKIP,
@@ -76,34 +79,66 @@ AFTER_CURSOR = tuple_(models.Post.date_posted, models.Post.id) < tuple_(
 )
 
 
+PUBLIC = and_(models.Post.published, ~models.Post.author_suspended)  # models.PUBLIC
+ROLES_THAT_SEE_HIDDEN = roles_that_may("see_hidden")
+
+
 def visible_to(viewer_id: int | BindParameter[int] | None) -> ColumnElement[bool]:
-    """The one rule of who sees a post: published posts, and drafts by their own author.
+    """The one rule of who sees a post: published posts of authors who are not suspended;
+    drafts by their own author; everything, for editors and admins (permissions.py).
 
     Every read goes through it: a post, its page and its comments as the viewer sees them;
-    the public lists and counts as nobody in particular (`None`: published posts only, which
-    the partial indexes serve); the author's own list as its author.
+    the public lists and counts as nobody in particular (`None`: the public posts only, which
+    the partial indexes hold exactly); the author's own list as its author.
     """
     if viewer_id is None:
-        return models.Post.published.expression
-    return or_(models.Post.published, models.Post.user_id == viewer_id)
+        return PUBLIC
+    return or_(PUBLIC, models.Post.user_id == viewer_id, sees_hidden(viewer_id))
 
 
-def can_see(post: models.Post, viewer_id: int | None) -> bool:
-    """`visible_to` for a post already loaded."""
-    return post.published or post.user_id == viewer_id
+def sees_hidden(viewer_id: int | BindParameter[int]) -> ColumnElement[bool]:
+    """Whether the viewer may see what the public does not (permissions: "see_hidden")."""
+    viewer = aliased(models.User)
+    return exists().where(
+        viewer.id == viewer_id,
+        # Constants of the code, written into the SQL: the raw-SQL fetches (fetch_sql) cannot
+        # expand a list parameter, and estimate_statement's text keeps no bound value.
+        viewer.role.in_([literal_column(f"'{role}'") for role in ROLES_THAT_SEE_HIDDEN]),
+        viewer.suspended_at.is_(None),
+    )
+
+
+def can_see(post: models.Post, viewer_id: int | None, sees_hidden: bool = False) -> bool:
+    """`visible_to` for a post already loaded (`sees_hidden`: the viewer may see what the
+    public does not)."""
+    public = post.published and not post.author_suspended
+    return public or post.user_id == viewer_id or sees_hidden
 
 
 VISIBLE_TO_VIEWER = visible_to(bindparam("viewer_id"))
 
 # The number of comments of each post of a page: one index-only count per post, inside the
 # page's one statement (ix_comments_post_id_date_posted_id), so never an N+1.
+COMMENTER = aliased(models.User)
+# The comments the public sees: approved ones by users who are not suspended.
 COMMENT_COUNT = (
     select(func.count())
-    .where(models.Comment.post_id == models.Post.id)
+    .select_from(models.Comment)
+    .join(COMMENTER, COMMENTER.id == models.Comment.user_id)
+    .where(
+        models.Comment.post_id == models.Post.id,
+        models.Comment.status == "approved",
+        COMMENTER.suspended_at.is_(None),
+    )
     .correlate(models.Post)
     .scalar_subquery()
 )
-AUTHOR_COLUMNS = (models.User.username, models.User.image_file)
+AUTHOR_COLUMNS = (
+    models.User.username,
+    models.User.image_file,
+    models.User.role,
+    models.User.suspended_at,
+)
 POST_COLUMNS = (
     models.Post.id,
     models.Post.title,
@@ -242,6 +277,8 @@ def post_fields(row: Row[Any] | tuple[Any, ...]) -> dict[str, Any]:
         date_posted,
         username,
         image_file,
+        role,
+        suspended_at,
         content_html,
         excerpt,
         reading_time_minutes,
@@ -256,7 +293,13 @@ def post_fields(row: Row[Any] | tuple[Any, ...]) -> dict[str, Any]:
         "content": content,
         "user_id": user_id,
         "date_posted": date_posted,
-        "author": {"id": user_id, "username": username, "image_file": image_file},
+        "author": {
+            "id": user_id,
+            "username": username,
+            "image_file": image_file,
+            "role": role,
+            "suspended_at": suspended_at,
+        },
         "content_html": content_html,
         "excerpt": excerpt,
         "reading_time_minutes": reading_time_minutes,
@@ -590,14 +633,18 @@ async def read_post_or_404(
     post_id: ResourceId, viewer_id: ViewerId, db: ReadDep, response: Response
 ) -> PostResponse:
     """A post with its author, as the viewer may see it: one query on the read connection
-    (two with a token: the token is checked first). A draft, seen by its author only, is
-    kept out of every cache."""
+    (two with a token: the token is checked first). What the public does not see (a draft,
+    seen by its author; a suspended author's post, by editors) is kept out of every cache."""
     post = await read_post(db, post_id, viewer_id)
     if post is None:
         raise post_not_found()
-    if not post.published:
+    if not is_public(post):
         no_store(response)
     return post
+
+
+def is_public(post: PostResponse) -> bool:
+    return post.published and not post.author.suspended
 
 
 async def get_post_or_404(post_id: ResourceId, db: SessionDep) -> models.Post:
@@ -612,12 +659,19 @@ PostDep = Annotated[models.Post, Depends(get_post_or_404)]
 PostReadDep = Annotated[PostResponse, Depends(read_post_or_404)]
 
 
-def ensure_author(post: models.Post, user: models.User, detail: str) -> None:
-    """The author may go on; whoever cannot even see the post (a draft) gets a 404."""
-    if post.user_id != user.id:
-        if not can_see(post, user.id):
+def ensure_allowed(post: models.Post, user: models.User, action: Action, detail: str) -> None:
+    """Who may (the author; an editor or admin, permissions.py) goes on; whoever cannot even
+    see the post (a draft, a suspended author's) gets a 404, the others a 403."""
+    if not can(user, action, post):
+        if not can_see(post, user.id, sees_hidden=can(user, "see_hidden")):
             raise post_not_found()
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
+
+
+def ensure_may_publish(user: models.User) -> None:
+    """EMAIL_VERIFICATION_REQUIRED: an unverified user writes drafts, and publishes nothing."""
+    if must_verify_first(user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=Detail.VERIFY_EMAIL_FIRST)
 
 
 def response_for(post: models.Post, comment_count: int) -> PostResponse:
@@ -677,11 +731,13 @@ async def list_posts(
     "",
     response_model=PostResponse,
     status_code=status.HTTP_201_CREATED,
-    responses=errors(400, 401, 413, 429),
+    responses=errors(400, 401, 403, 413, 429),
     dependencies=[Depends(post_limit)],
 )
 async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep) -> PostResponse:
     """Write a post in Markdown as the current user; `published: false` keeps it a draft."""
+    if data.published:
+        ensure_may_publish(user)
     post = models.Post(**data.model_dump(), **await rendered(data.content), author=user)
     db.add(post)
     await db.commit()
@@ -734,8 +790,10 @@ async def update_post(
 async def update_post_fields(
     db: AsyncSession, post: models.Post, user: models.User, fields: dict[str, Any]
 ) -> PostResponse:
-    ensure_author(post, user, Detail.UPDATE_POST_FORBIDDEN)
+    ensure_allowed(post, user, "edit_post", Detail.UPDATE_POST_FORBIDDEN)
     changed = {name: value for name, value in fields.items() if getattr(post, name) != value}
+    if changed.get("published"):
+        ensure_may_publish(user)
     if "content" in changed:
         changed.update(await rendered(changed["content"]))
     if changed:
@@ -759,7 +817,7 @@ COMMENTS_OF_POST = select(func.count()).where(models.Comment.post_id == bindpara
 )
 async def delete_post(post: PostDep, user: CurrentUser, db: SessionDep) -> None:
     """Delete a post (author only)."""
-    ensure_author(post, user, Detail.DELETE_POST_FORBIDDEN)
+    ensure_allowed(post, user, "delete_post", Detail.DELETE_POST_FORBIDDEN)
     await db.delete(post)
     await commit_unless_gone(db)
 

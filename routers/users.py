@@ -116,9 +116,10 @@ async def get_user_or_404(user_id: ResourceId, db: SessionDep) -> models.User:
 UserDep = Annotated[models.User, Depends(get_user_or_404)]
 
 
-PUBLIC_USER_BY_ID = select(models.User.id, models.User.username, models.User.image_file).where(
-    models.User.id == bindparam("user_id")
-)
+# A suspended user is hidden from the public routes (cached alike for every reader).
+PUBLIC_USER_BY_ID = select(
+    models.User.id, models.User.username, models.User.image_file, models.User.role
+).where(models.User.id == bindparam("user_id"), models.User.suspended_at.is_(None))
 
 
 async def read_user_or_404(user_id: ResourceId, db: ReadDep) -> UserPublic:

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     comment_moderation: Literal["off", "first", "all"] = "off"
     # Reports by this many users send a comment back to the moderation queue.
     comment_report_threshold: Annotated[int, Field(ge=1)] = 3
+    # The site's own name and one line about it: page titles and headers, feeds, og:site_name.
+    site_name: Annotated[str, Field(min_length=1, max_length=100)] = "Blog"
+    site_description: Annotated[str, Field(max_length=300)] = ""
+    # What one account may store of pictures for posts, all of them together.
+    post_image_quota_bytes: Annotated[int, Field(ge=0)] = 100 * 1024 * 1024
     max_upload_size_bytes: int = 5 * 1024 * 1024
     posts_per_page: int = 10
 
@@ -106,8 +111,9 @@ class Settings(BaseSettings):
     # Per client, on every route that checks a password (login has its own above): password
     # and email changes.
     rate_limit_password_check: str = "10/minute"
-    # Per account: verification mails asked for again.
+    # Per account: verification mails asked for again; pictures uploaded for posts.
     rate_limit_verification_email: str = "3/hour"
+    rate_limit_post_image: str = "30/hour"
     # Per client, for writing comments.
     rate_limit_comment: str = "10/minute"
 
@@ -124,6 +130,7 @@ class Settings(BaseSettings):
         "rate_limit_preview",
         "rate_limit_password_check",
         "rate_limit_verification_email",
+        "rate_limit_post_image",
         "rate_limit_comment",
     )
     @classmethod

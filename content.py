@@ -21,6 +21,8 @@ writes 50,000.
 """
 
 import math
+import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,6 +169,22 @@ def make_excerpt(text: str, length: int = EXCERPT_LENGTH) -> str:
 def reading_time(text: str) -> int:
     """Minutes to read plain `text` at WORDS_PER_MINUTE, at least one."""
     return max(1, math.ceil(len(text.split()) / WORDS_PER_MINUTE))
+
+
+MAX_SLUG_LENGTH = 80
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(title: str) -> str:
+    """The readable part of a post's URL: lowercase ASCII words joined by `-`, at most
+    MAX_SLUG_LENGTH characters (cut at a word where one ends in time), `post` when nothing is
+    left (a title of emoji or Chinese)."""
+    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")
+    if len(slug) > MAX_SLUG_LENGTH:
+        cut = slug[: MAX_SLUG_LENGTH + 1]
+        slug = cut.rsplit("-", 1)[0] if "-" in cut else cut[:MAX_SLUG_LENGTH]
+    return slug.strip("-") or "post"
 
 
 def render_post(source: str) -> dict[str, str | int]:

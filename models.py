@@ -24,7 +24,7 @@ from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 import usernames
-from content import render_post
+from content import render_post, slugify
 from database import Base
 
 MAX_TAG_LENGTH = 30
@@ -59,6 +59,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(255))
     image_file: Mapped[str | None] = mapped_column(String(64), default=None)
+    bio: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Bumped when the password changes: access tokens carry it, so old tokens stop working.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     # Proven by the link mailed to it (accounts made before verification existed: true).
@@ -120,6 +122,8 @@ class Post(Base):
     tags: Mapped[list[str]] = mapped_column(
         ARRAY(String(MAX_TAG_LENGTH)), default=list, server_default=text("'{}'")
     )
+    # content.slugify(title), kept current by `_set_slug`: the readable part of the post's URL.
+    slug: Mapped[str] = mapped_column(String(80), default="post", server_default="post")
     published: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     # Whether the author is suspended (kept in step by the suspension routes): the public sees
     # `published AND NOT author_suspended`, which the partial indexes below hold exactly.
@@ -168,6 +172,11 @@ class Post(Base):
             postgresql_where=text(PUBLIC),
         ),
     )
+
+    @validates("title")
+    def _set_slug(self, _key: str, title: str) -> str:
+        self.slug = slugify(title)
+        return title
 
 
 # What full-text search matches (routers/posts.py): title, tags and content, weighted A, B
@@ -228,6 +237,10 @@ class Comment(Base):
     )
     # "approved" (seen by all), "pending" (awaiting a moderator) or "hidden" (by a moderator).
     status: Mapped[str] = mapped_column(String(10), default="approved", server_default="approved")
+    # The top-level comment this one replies to (one level deep); its replies go with it.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comments.id", ondelete="CASCADE"), index=True, default=None
+    )
 
     post: Mapped[Post] = relationship(back_populates="comments")
     author: Mapped[User] = relationship(back_populates="comments", lazy="joined", innerjoin=True)
@@ -329,4 +342,18 @@ class CommentReport(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PostImage(Base):
+    """A picture uploaded for posts, counted against its uploader's quota."""
+
+    __tablename__ = "post_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)  # post_images/<uuid hex>.webp
+    size_bytes: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

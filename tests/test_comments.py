@@ -27,6 +27,7 @@ async def test_a_logged_in_user_comments_and_everyone_reads_it(client, bob, post
     user, headers = bob
     created = await comment(client, post["id"], headers, "  Well said  ")
     assert created["content"] == "Well said"
+    assert created["status"] == "approved"  # COMMENT_MODERATION is off by default
     assert created["post_id"] == post["id"]
     assert created["author"]["username"] == "bob"
     assert created["author"]["image_path"] == "/static/profile_pics/default.jpg"

@@ -251,6 +251,12 @@ async def draft_page(request: Request, post_id: ResourceId) -> HTMLResponse:
     return render(request, "draft.html", {"post_id": post_id})
 
 
+@router.get("/moderation", response_class=HTMLResponse)
+async def moderation_page(request: Request) -> HTMLResponse:
+    """The comments waiting for your decision, with approve and hide (filled in by the browser)."""
+    return render(request, "moderation.html")
+
+
 @router.get("/forgot-password", response_class=HTMLResponse)
 async def forgot_password_page(request: Request) -> HTMLResponse:
     """Ask for a password-reset mail."""

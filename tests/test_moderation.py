@@ -5,6 +5,7 @@ post's page, and in what caches may keep)."""
 import re
 from datetime import UTC, datetime
 
+import html5lib
 import pytest
 from sqlalchemy import func, select, update
 
@@ -545,3 +546,29 @@ async def test_a_hidden_comment_reported_stays_hidden(
     assert (await report(client, created["id"], bob[1])).status_code == 202
     own = await listed(client, post["id"], bob[1])
     assert own["comments"][0]["status"] == "hidden"
+
+
+# --- The moderation page ---------------------------------------------------------------------
+
+
+async def test_the_moderation_page_is_a_shell_its_script_fills(client):
+    response = await client.get("/moderation")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    html5lib.HTMLParser(strict=True).parse(html)
+    assert '<script type="module" src="/static/js/moderation.js"></script>' in html
+    assert re.search(r'<ol class="comment-list" id="moderation-queue"></ol>', html)
+    assert "<script>" not in html and " style=" not in html and " onclick=" not in html
+
+
+async def test_the_moderation_script_uses_the_api_and_writes_text_only(client):
+    response = await client.get("/static/js/moderation.js")
+    assert response.status_code == 200
+    script = response.text
+    assert 'import { api, currentUser } from "./api.js";' in script
+    assert "/api/comments?status=pending" in script
+    assert "/api/comments/${id}/${decision}" in script
+    assert "textContent" in script
+    for unsafe in ("innerHTML", "outerHTML", "insertAdjacentHTML", "localStorage", "Bearer"):
+        assert unsafe not in script

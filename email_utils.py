@@ -1,5 +1,5 @@
-"""Account mail (password reset, email changed): plain text and HTML from Jinja templates, sent
-over SMTP with aiosmtplib.
+"""Account mail (password reset, email verification, email changed): plain text and HTML from
+Jinja templates, sent over SMTP with aiosmtplib.
 
 Without MAIL_SERVER, in development only, the mail is logged instead, so a developer can
 finish the flow locally (production refuses to start without MAIL_SERVER).
@@ -52,22 +52,54 @@ def build_password_reset_email(to_email: str, username: str, token: str) -> Emai
     return build_email(to_email, RESET_SUBJECT, "password_reset", context)
 
 
+def log_unsent_link(what: str, to_email: str, subject: str, link: str) -> None:
+    """Without MAIL_SERVER: the mail is not sent, and the log says so."""
+    if settings.environment != "development":  # production refuses to start without one
+        logger.error("MAIL_SERVER is not set; %s to %s not sent", what, to_email)
+        return
+    # Development only: the developer finishes the flow from the log. A live link is a key to
+    # the account, so no other mode ever writes one.
+    logger.info(
+        "MAIL_SERVER is not set; %s not sent. To: %s Subject: %s Link: %s",
+        what,
+        to_email,
+        subject,
+        link,
+    )
+
+
 async def send_password_reset_email(to_email: str, username: str, token: str) -> None:
     """Runs as a background task: failures are logged, never raised to the client."""
     if not settings.mail_server:
-        if settings.environment != "development":  # production refuses to start without one
-            logger.error("MAIL_SERVER is not set; password reset mail to %s not sent", to_email)
-            return
-        # Development only: the developer finishes the flow from the log. A live link is a
-        # password for the account, so no other mode ever writes one.
-        logger.info(
-            "MAIL_SERVER is not set; password reset mail not sent. To: %s Subject: %s Link: %s",
-            to_email,
-            RESET_SUBJECT,
-            reset_link(token),
-        )
+        log_unsent_link("password reset mail", to_email, RESET_SUBJECT, reset_link(token))
         return
     await deliver(build_password_reset_email(to_email, username, token), "password reset mail")
+
+
+VERIFY_SUBJECT = "Verify your email address"
+
+
+def verification_link(token: str) -> str:
+    return f"{settings.frontend_url.rstrip('/')}/verify-email?token={token}"
+
+
+def build_verification_email(to_email: str, username: str, token: str) -> EmailMessage:
+    context: dict[str, object] = {
+        "username": username,
+        "email": to_email,
+        "link": verification_link(token),
+        "hours": settings.email_verification_expire_hours,
+    }
+    return build_email(to_email, VERIFY_SUBJECT, "verify_email", context)
+
+
+async def send_verification_email(to_email: str, username: str, token: str) -> None:
+    """Mail the link that proves `to_email` is the user's: after registering, after an email
+    change, or asked for again. Runs as a background task: failures are logged, never raised."""
+    if not settings.mail_server:
+        log_unsent_link("verification mail", to_email, VERIFY_SUBJECT, verification_link(token))
+        return
+    await deliver(build_verification_email(to_email, username, token), "verification mail")
 
 
 async def deliver(message: EmailMessage, what: str) -> None:
@@ -90,23 +122,34 @@ async def deliver(message: EmailMessage, what: str) -> None:
 
 
 EMAIL_CHANGED_SUBJECT = "Your email address was changed"
+EMAIL_CHANGE_PENDING_SUBJECT = "Your email address is about to change"
 
 
-def build_email_changed_notice(to_email: str, username: str, new_email: str) -> EmailMessage:
+def build_email_changed_notice(
+    to_email: str, username: str, new_email: str, pending: bool = False
+) -> EmailMessage:
+    """The notice to the old address; `pending`: the change waits for the new address's link
+    (EMAIL_VERIFICATION_REQUIRED), so the mail says the old address still holds the account."""
     context: dict[str, object] = {"username": username, "new_email": new_email}
+    if pending:
+        return build_email(to_email, EMAIL_CHANGE_PENDING_SUBJECT, "email_change_pending", context)
     return build_email(to_email, EMAIL_CHANGED_SUBJECT, "email_changed", context)
 
 
-async def send_email_changed_notice(to_email: str, username: str, new_email: str) -> None:
-    """Tell the old address that the account's email changed, so a hijack does not go unseen.
+async def send_email_changed_notice(
+    to_email: str, username: str, new_email: str, pending: bool = False
+) -> None:
+    """Tell the old address that the account's email changed (or, `pending`, is about to), so a
+    hijack does not go unseen.
 
     Runs as a background task: failures are logged, never raised to the client.
     """
+    message = build_email_changed_notice(to_email, username, new_email, pending)
     if not settings.mail_server:
         logger.info(
             "MAIL_SERVER is not set; email change notice not sent. To: %s Subject: %s",
             to_email,
-            EMAIL_CHANGED_SUBJECT,
+            message["Subject"],
         )
         return
-    await deliver(build_email_changed_notice(to_email, username, new_email), "email change notice")
+    await deliver(message, "email change notice")

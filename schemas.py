@@ -432,6 +432,19 @@ class PostResponse(BaseModel):
     published: bool
     comment_count: int
     updated_at: datetime
+    # content.slugify(title): the readable part of the post page's address.
+    slug: str
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use of @property
+    @property
+    def url(self) -> str:
+        """The post page's path; any other slug after the id redirects here."""
+        return post_path(self.id, self.slug)
+
+
+def post_path(post_id: int, slug: str) -> str:
+    """The path of a post's page: `/posts/{id}/{slug}`."""
+    return f"/posts/{post_id}/{slug}"
 
 
 class PaginatedPosts(BaseModel):

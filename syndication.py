@@ -36,7 +36,8 @@ def xml_text(value: str) -> str:
     return _NOT_XML.sub("", value)
 
 
-def post_path(post_id: int) -> str:
+def permanent_post_path(post_id: int) -> str:
+    """A post's address without its slug: it still answers, and a title change never moves it."""
     return f"/posts/{post_id}"
 
 
@@ -57,7 +58,8 @@ class Feed:
 def atom_feed(feed: Feed, posts: Sequence[PostResponse]) -> bytes:
     """An Atom 1.0 feed of `posts`, in their order; URLs on the site's public origin.
 
-    Each entry's id is its post page's URL (stable while the origin is); its content is the
+    Each entry links its post page (`/posts/{id}/{slug}`); its id is the post's address without
+    the slug, which a new title never changes (stable while the origin is); its content is the
     post's `content_html`, already sanitised when the post was written, as `type="html"`.
     """
     generator = FeedGenerator()
@@ -68,11 +70,10 @@ def atom_feed(feed: Feed, posts: Sequence[PostResponse]) -> bytes:
     generator.link(href=site_url(feed.page_path), rel="alternate", type="text/html")
     generator.generator(SITE_NAME)  # not feedgen's name and version
     for post in posts:
-        url = site_url(post_path(post.id))
         entry = generator.add_entry(order="append")
-        entry.id(url)
+        entry.id(site_url(permanent_post_path(post.id)))
         entry.title(xml_text(post.title))
-        entry.link(href=url, rel="alternate", type="text/html")
+        entry.link(href=site_url(post.url), rel="alternate", type="text/html")
         entry.published(post.date_posted)
         entry.updated(post.updated_at)
         entry.author(name=xml_text(post.author.username))

@@ -25,14 +25,13 @@ from database import ReadDep
 from routers.posts import fetch_posts_page, visible_to
 from routers.tags import TagName
 from routers.users import PublicUserDep
-from schemas import Detail, PostResponse
+from schemas import Detail, PostResponse, post_path
 from syndication import (
     FEED_ENTRIES,
     MAX_SITEMAP_URLS,
     SITE_NAME,
     Feed,
     atom_feed,
-    post_path,
     sitemap_index,
     urlset,
     user_page_path,
@@ -88,7 +87,7 @@ IDS_PER_SITEMAP = MAX_SITEMAP_URLS // 2
 LOW, HIGH = bindparam("low", type_=BigInteger), bindparam("high", type_=BigInteger)
 Post = models.Post
 POST_URLS = (
-    select(Post.id, Post.updated_at)
+    select(Post.id, Post.slug, Post.updated_at)
     .where(visible_to(None), Post.id.between(LOW, HIGH))
     .order_by(Post.id)
     .limit(bindparam("limit"))
@@ -116,7 +115,7 @@ async def sitemap_urls(
     params = {"low": low, "high": high, "limit": MAX_SITEMAP_URLS + 1}
     posts = (await db.execute(POST_URLS, params)).all()
     users = (await db.execute(USER_URLS, params)).all()
-    return [(post_path(id_), updated) for id_, updated in posts] + [
+    return [(post_path(id_, slug), updated) for id_, slug, updated in posts] + [
         (user_page_path(id_), updated) for id_, updated in users
     ]
 

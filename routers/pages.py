@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
@@ -32,7 +32,16 @@ from routers.posts import (
 )
 from routers.tags import TagName
 from routers.users import PublicUserDep
-from schemas import COMMENTS_PER_PAGE, MAX_SKIP, CursorParam, Detail, ResourceId, SearchWords, Skip
+from schemas import (
+    COMMENTS_PER_PAGE,
+    MAX_SKIP,
+    CursorParam,
+    Detail,
+    PostResponse,
+    ResourceId,
+    SearchWords,
+    Skip,
+)
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -101,7 +110,7 @@ def render(
 
 # A draft is a 404 to the server, which renders pages without the token: its author, logged
 # in, is offered the editor, whose script asks the API for the post with the token.
-POST_PAGE = re.compile(r"/posts/(\d+)")
+POST_PAGE = re.compile(r"/posts/(\d+)(?:/[^/]*)?")
 
 
 def draft_editor_url(path: str) -> str | None:
@@ -155,7 +164,30 @@ async def home_page(request: Request, start: ListStart, db: ReadDep) -> HTMLResp
 async def post_page(
     request: Request, post: PostReadDep, db: ReadDep, comments_skip: Skip = 0
 ) -> HTMLResponse:
-    """One post with a page of its comments; its author also gets edit and delete."""
+    """One post with a page of its comments, as at its readable address (its canonical link)."""
+    return await render_post_page(request, post, db, comments_skip)
+
+
+@router.get("/posts/{post_id}/{slug}", response_class=HTMLResponse)
+async def post_page_by_slug(
+    request: Request, slug: str, post: PostReadDep, db: ReadDep, comments_skip: Skip = 0
+) -> Response:
+    """One post at its readable address; any other slug (an old title's) redirects there."""
+    if slug != post.slug:
+        query = f"?{request.url.query}" if request.url.query else ""
+        # A relative Location: never the Host header's host. A redirect is revalidated, not
+        # kept: a title changed back would otherwise loop through the browser's cache.
+        cache = "no-cache" if is_public(post) else "private, no-store"
+        return RedirectResponse(
+            post.url + query, status.HTTP_301_MOVED_PERMANENTLY, {"Cache-Control": cache}
+        )
+    return await render_post_page(request, post, db, comments_skip)
+
+
+async def render_post_page(
+    request: Request, post: PostResponse, db: ReadDep, comments_skip: int
+) -> HTMLResponse:
+    """The post, a page of its comments; its author also gets edit and delete."""
     comments = await fetch_comments_page(db, post.id, skip=comments_skip, limit=COMMENTS_PER_PAGE)
     # A page only its author (a draft) or an editor may see is kept out of every cache.
     headers = None if is_public(post) else {"Cache-Control": "private, no-store"}

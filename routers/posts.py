@@ -153,6 +153,7 @@ POST_COLUMNS = (
     models.Post.published,
     COMMENT_COUNT.label("comment_count"),
     models.Post.updated_at,
+    models.Post.slug,
 )
 
 
@@ -286,6 +287,7 @@ def post_fields(row: Row[Any] | tuple[Any, ...]) -> dict[str, Any]:
         published,
         comment_count,
         updated_at,
+        slug,
     ) = row[: len(POST_COLUMNS)]
     return {
         "id": id_,
@@ -307,6 +309,7 @@ def post_fields(row: Row[Any] | tuple[Any, ...]) -> dict[str, Any]:
         "published": published,
         "comment_count": comment_count,
         "updated_at": updated_at,
+        "slug": slug,
     }
 
 
@@ -694,6 +697,7 @@ WRITTEN_FIELDS = (
     "tags",
     "published",
     "updated_at",
+    "slug",
 )
 
 

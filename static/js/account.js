@@ -72,7 +72,7 @@ async function changeDraft(post, request) {
   draftsError.hidden = true;
   try {
     const changed = await api(`/api/posts/${post.id}`, request);
-    if (changed?.published) window.location.assign(`/posts/${post.id}`);
+    if (changed?.published) window.location.assign(changed.url);
     else await showDrafts();
   } catch (failure) {
     draftsError.textContent = failure.message;

@@ -34,7 +34,7 @@ async function load() {
       failure.status === 404 ? "There is no draft of yours at this address. Your drafts are on your account page." : failure.message;
     return;
   }
-  if (post.published) return window.location.replace(`/posts/${post.id}`); // its page edits it
+  if (post.published) return window.location.replace(post.url); // its page edits it
   fill(post);
   form.hidden = false;
 }
@@ -46,7 +46,7 @@ onSubmit(form, async ({ title, content, tags, published = "false" }) => {
   const json = { title, content, tags: parseTags(tags) };
   if (published === "true") json.published = true;
   const post = await api(`/api/posts/${postId}`, { method: "PATCH", json });
-  if (post.published) return window.location.assign(`/posts/${post.id}`);
+  if (post.published) return window.location.assign(post.url);
   fill(post);
   showSuccess(form, "Draft saved.");
 });

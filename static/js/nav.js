@@ -40,7 +40,7 @@ wirePreview(form, api);
 onSubmit(form, async ({ title, content, tags, published = "true" }) => {
   const json = { title, content, tags: parseTags(tags), published: published === "true" };
   const post = await api("/api/posts", { method: "POST", json });
-  window.location.assign(post.published ? `/posts/${post.id}` : "/account?notice=draft-saved#drafts");
+  window.location.assign(post.published ? post.url : "/account?notice=draft-saved#drafts");
 });
 
 showUser(await currentUser());

@@ -163,12 +163,12 @@ export function postCard(post) {
   );
   meta.append(avatar, who);
   const title = element("h2", { class: "post-title" });
-  title.append(element("a", { href: `/posts/${post.id}` }, post.title));
+  title.append(element("a", { href: post.url }, post.title));
   const footer = element("div", { class: "post-footer" });
   if (post.tags.length) footer.append(tagList(post.tags));
   const stats = element("span", { class: "post-stats muted" }, `${post.reading_time_minutes} min read · `);
   const count = `${post.comment_count} comment${post.comment_count === 1 ? "" : "s"}`;
-  stats.append(element("a", { href: `/posts/${post.id}#comments` }, count));
+  stats.append(element("a", { href: `${post.url}#comments` }, count));
   footer.append(stats);
   card.append(meta, title, element("p", { class: "post-excerpt" }, post.excerpt), footer);
   return card;

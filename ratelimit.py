@@ -13,7 +13,8 @@ production). Three kinds of key:
   lock the owner out, a browser that has logged in to the account before (it holds the
   signed `device_…` cookie the login set) passes it, and a successful password reset
   empties it;
-- per logged-in user on password and email changes, picture uploads, posts and previews.
+- per logged-in user on password and email changes, picture uploads, posts, previews and
+  verification mails asked for again.
 
 The windows live in RATE_LIMIT_STORAGE_URL: `memory://` (this process; with N workers a
 client gets N times the limit) or `redis://host:port/db` (shared by every worker and machine).
@@ -282,6 +283,7 @@ upload_limit = UserRateLimit("upload", "rate_limit_upload")
 post_limit = UserRateLimit("post", "rate_limit_post")
 post_write_limit = UserRateLimit("post-write", "rate_limit_post_write")
 preview_limit = UserRateLimit("preview", "rate_limit_preview")
+verification_email_limit = UserRateLimit("verification-email", "rate_limit_verification_email")
 
 DEVICE_COOKIE_PREFIX = "device_"
 DEVICE_COOKIE_MAX_AGE = 180 * 24 * 3600

@@ -328,6 +328,14 @@ class ResetPassword(BaseModel):
     new_password: Password
 
 
+class VerifyEmail(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"token": "the-token-from-the-mailed-link"}]}
+    )
+
+    token: Annotated[str, Field(min_length=1, max_length=200), Text]
+
+
 class UserPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -35,6 +35,7 @@ from caching import CACHED, PRIVATE_ROUTE
 from config import settings
 from database import Base, ReadDep, SessionDep
 from email_utils import send_email_changed_notice, send_password_reset_email
+from email_utils import send_verification_email as send_verification_email  # tests patch it
 from images import RETRY_AFTER_SECONDS as IMAGE_RETRY_AFTER_SECONDS
 from images import InvalidImage, ProcessingBusy, process_profile_picture
 from passwords import password_problem, personal_problem
@@ -49,6 +50,7 @@ from ratelimit import (
     upload_limit,
 )
 from routers.posts import PageStartDep, fetch_posts_page
+from routers.verification import email_taken, issue_verification_token
 from schemas import (
     Detail,
     ForgotPassword,
@@ -227,8 +229,8 @@ async def ensure_unclaimed(db: AsyncSession, username: str, email: str) -> None:
     responses=errors(400, 413, 429),
     dependencies=[Depends(register_limit)],
 )
-async def create_user(data: UserCreate, db: SessionDep) -> models.User:
-    """Register a new account."""
+async def create_user(data: UserCreate, db: SessionDep, background: BackgroundTasks) -> models.User:
+    """Register a new account; a link to verify its email is mailed to it."""
     email = data.email.lower()
     await ensure_unclaimed(db, data.username, email)
     await release_connection(db)  # no connection held during the hash
@@ -242,6 +244,11 @@ async def create_user(data: UserCreate, db: SessionDep) -> models.User:
     user = models.User(username=data.username, email=email, password_hash=password_hash)
     db.add(user)
     await commit_user(db)
+    token = await issue_verification_token(db, user.id, user.email)
+    await db.commit()
+    background.add_task(
+        send_verification_email, to_email=user.email, username=user.username, token=token
+    )
     return user
 
 
@@ -428,13 +435,16 @@ async def update_user(
     background: BackgroundTasks,
     request: Request,
 ) -> models.User:
-    """Change your username and/or email; a new email needs `current_password`."""
+    """Change your username and/or email; a new email needs `current_password`. With
+    EMAIL_VERIFICATION_REQUIRED the new email waits in `pending_email` until its link is used."""
     ensure_self(user, current, Detail.UPDATE_USER_FORBIDDEN)
     changes = data.model_dump(exclude_unset=True, exclude={"current_password"})
     old_email = user.email
     if "email" in changes:
         changes["email"] = changes["email"].lower()
     new_email = changes.get("email", old_email)
+    pending = bool(settings.email_verification_required)
+    token = None
     if new_email != old_email:
         # Whoever holds a token must not take the account over by moving its reset mail. Each
         # try is a guess at the password: limited as the password change is, before the hash.
@@ -442,16 +452,28 @@ async def update_user(
         await password_change_limit.hit(str(user.id))
         await check_current_password(user, data.current_password)
         await lock_verified_user(db, user)
-        await delete_reset_tokens(db, user.id)  # links sent to the old address die
+        if pending:  # the old address stays the account's until the new one proves itself
+            if await email_taken(db, new_email, user.id):
+                await db.rollback()
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, Detail.EMAIL_EXISTS)
+            changes["pending_email"] = changes.pop("email")
+        else:
+            await delete_reset_tokens(db, user.id)  # links sent to the old address die
+            changes.update(email_verified=False, pending_email=None)
+        token = await issue_verification_token(db, user.id, new_email)
     for name, value in changes.items():
         setattr(user, name, value)
     await commit_user(db)
-    if new_email != old_email:
+    if token is not None:
         background.add_task(
             send_email_changed_notice,
             to_email=old_email,
             username=user.username,
             new_email=new_email,
+            **({"pending": True} if pending else {}),
+        )
+        background.add_task(
+            send_verification_email, to_email=new_email, username=user.username, token=token
         )
     return user
 

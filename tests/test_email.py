@@ -1,4 +1,5 @@
-"""The password-reset mail: its content, the log fallback, and real delivery over SMTP."""
+"""The account mails (password reset, email verification, the notice of a change): their content,
+the log fallback, and real delivery over SMTP."""
 
 import logging
 from email import message_from_bytes, policy
@@ -89,11 +90,88 @@ async def test_forgot_password_mail_arrives_end_to_end(client, smtp_sink):
     )
     response = await client.post("/api/users/forgot-password", json={"email": "alice@example.com"})
     assert response.status_code == 202
-    [envelope] = smtp_sink.messages
-    body = message_from_bytes(envelope.content, policy=policy.default)
-    text = body_of(body, "plain")
+    mails = [message_from_bytes(e.content, policy=policy.default) for e in smtp_sink.messages]
+    # The registration's verification mail came first.
+    assert [mail["Subject"] for mail in mails] == [
+        email_utils.VERIFY_SUBJECT,
+        email_utils.RESET_SUBJECT,
+    ]
+    text = body_of(mails[1], "plain")
     token = text.split("token=", 1)[1].split()[0]
     reset = await client.post(
         "/api/users/reset-password", json={"token": token, "new_password": "another long pw"}
     )
     assert reset.status_code == 200
+
+
+# --- The verification mail and the notice of a change that waits ------------------------------
+
+VERIFY_LINK = f"{settings.frontend_url}/verify-email?token={TOKEN}"
+
+
+def test_verification_mail_has_text_and_html_with_the_link_and_the_address():
+    message = email_utils.build_verification_email("alice@example.com", "alice", TOKEN)
+    assert (message["To"], message["From"]) == ("alice@example.com", settings.mail_from)
+    assert message["Subject"] == email_utils.VERIFY_SUBJECT
+    text = body_of(message, "plain")
+    html = body_of(message, "html")
+    assert "Hello alice" in text and VERIFY_LINK in text and "alice@example.com" in text
+    assert f'href="{VERIFY_LINK}"' in html
+    assert f"{settings.email_verification_expire_hours} hours" in text
+
+
+def test_verification_mail_escapes_the_username_in_html():
+    html = body_of(email_utils.build_verification_email("a@example.com", "<b>x</b>", TOKEN), "html")
+    assert "<b>x</b>" not in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+async def test_without_mail_server_the_verification_mail_is_logged_in_development(caplog):
+    with caplog.at_level(logging.INFO, logger="email_utils"):
+        await email_utils.send_verification_email("alice@example.com", "alice", TOKEN)
+    assert "verification mail not sent" in caplog.text
+    assert "alice@example.com" in caplog.text
+    assert VERIFY_LINK in caplog.text
+
+
+async def test_without_mail_server_outside_development_no_verification_link_is_logged(
+    monkeypatch, caplog
+):
+    monkeypatch.setattr(settings, "environment", "production")
+    with caplog.at_level(logging.INFO, logger="email_utils"):
+        await email_utils.send_verification_email("alice@example.com", "alice", TOKEN)
+    assert "verification mail to alice@example.com not sent" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+async def test_verification_mail_is_delivered_over_smtp(smtp_sink):
+    await email_utils.send_verification_email("alice@example.com", "alice", TOKEN)
+    [envelope] = smtp_sink.messages
+    assert envelope.rcpt_tos == ["alice@example.com"]
+    message = message_from_bytes(envelope.content, policy=policy.default)
+    assert message["Subject"] == email_utils.VERIFY_SUBJECT
+    assert VERIFY_LINK in body_of(message, "plain")
+
+
+def test_a_waiting_change_notice_says_the_old_address_still_holds_the_account():
+    message = email_utils.build_email_changed_notice(
+        "alice@example.com", "alice", "alice.new@example.com", pending=True
+    )
+    assert message["Subject"] == email_utils.EMAIL_CHANGE_PENDING_SUBJECT
+    text = body_of(message, "plain")
+    assert "alice.new@example.com" in text
+    assert "until then, this\naddress stays the account's" in text
+    assert "alice.new@example.com" in body_of(message, "html")
+    done = email_utils.build_email_changed_notice("alice@example.com", "alice", "n@example.com")
+    assert done["Subject"] == email_utils.EMAIL_CHANGED_SUBJECT
+
+
+async def test_registration_mail_arrives_and_its_link_verifies_end_to_end(client, smtp_sink):
+    account = {"username": "alice", "email": "alice@example.com", "password": "long enough pw"}
+    assert (await client.post("/api/users", json=account)).status_code == 201
+    [envelope] = smtp_sink.messages
+    assert envelope.rcpt_tos == ["alice@example.com"]
+    text = body_of(message_from_bytes(envelope.content, policy=policy.default), "plain")
+    token = text.split("/verify-email?token=", 1)[1].split()[0]
+    response = await client.post("/api/users/verify-email", json={"token": token})
+    assert response.status_code == 200

@@ -145,6 +145,7 @@ async def test_forgot_password_outside_development_writes_no_reset_link_to_the_l
     client, monkeypatch, caplog
 ):
     await create_test_user(client, "alice")
+    caplog.clear()  # the registration's verification link, logged as in development
     monkeypatch.setattr(settings, "environment", "production")
     monkeypatch.setattr(settings, "mail_server", None)
     with caplog.at_level(logging.DEBUG):

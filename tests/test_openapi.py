@@ -13,6 +13,7 @@ RATE_LIMITED = {
     ("post", "/api/users/forgot-password"),
     ("post", "/api/users/reset-password"),
     ("patch", "/api/users/me/password"),
+    ("post", "/api/users/me/verification-email"),
     ("patch", "/api/users/{user_id}"),  # an email change checks the password
     ("post", "/api/posts/preview"),
     ("put", "/api/posts/{post_id}"),

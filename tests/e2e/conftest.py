@@ -96,12 +96,15 @@ class MailSink:
         self.received.put(message_from_bytes(envelope.content, policy=policy.default))
         return "250 Message accepted"
 
-    def message_to(self, address: str, timeout: float = 15) -> EmailMessage:
-        """The next mail for `address` (blocks until it arrives, at most `timeout` seconds)."""
+    def message_to(
+        self, address: str, subject: str | None = None, timeout: float = 15
+    ) -> EmailMessage:
+        """The next mail for `address`, with `subject` if given: every registration also mails
+        a verification link (blocks until it arrives, at most `timeout` seconds)."""
         deadline = time.monotonic() + timeout
         while True:
             message = self.received.get(timeout=max(deadline - time.monotonic(), 0.01))
-            if message["To"] == address:
+            if message["To"] == address and subject in (None, message["Subject"]):
                 return message
 
 

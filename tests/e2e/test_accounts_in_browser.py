@@ -101,7 +101,7 @@ def test_forgotten_password_is_reset_from_the_mailed_link_and_the_new_one_logs_i
     page.get_by_role("button", name="Send reset link").click()
     expect(page.get_by_role("status")).to_have_text(re.compile("If an account exists"))
 
-    mail = sink.message_to(user.email)
+    mail = sink.message_to(user.email, "Reset your password")
     assert mail["Subject"] == "Reset your password"
     plain = mail.get_body(("plain",)).get_content()
     found = re.search(r"\S+/reset-password\?token=\S+", plain)
@@ -184,7 +184,8 @@ def test_account_page_saves_the_profile_and_a_new_password_asks_to_log_in_again(
     page.get_by_role("button", name="Save profile").click()
     expect(page.get_by_text("Profile saved.")).to_be_visible()
     expect(page.locator("#account-summary")).to_contain_text(moved)
-    notice = mail_sink[0].message_to(user.email)  # the old address hears of it
+    # The old address hears of it.
+    notice = mail_sink[0].message_to(user.email, "Your email address was changed")
     assert moved in notice.get_body(("plain",)).get_content()
     user.email = moved
 

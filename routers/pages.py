@@ -305,3 +305,15 @@ async def reset_password_page(request: Request, token: str = "") -> HTMLResponse
         {"token": token},
         headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"},
     )
+
+
+@router.get("/verify-email", response_class=HTMLResponse)
+async def verify_email_page(request: Request, token: str = "") -> HTMLResponse:
+    """Prove your email address with the token from the verification mail."""
+    # The token is in the URL: no Referer may carry it to another site, no cache may keep it.
+    return render(
+        request,
+        "verify_email.html",
+        {"token": token},
+        headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"},
+    )

@@ -57,6 +57,7 @@ async def pages(client, alice) -> list[str]:
         "/account",
         "/forgot-password",
         "/reset-password?token=abc",
+        "/verify-email?token=abc",
         "/posts/999999",  # the error page
     ]
 

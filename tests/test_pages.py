@@ -321,6 +321,7 @@ async def test_pages_load_only_local_assets_and_no_inline_script_or_style(client
         "/static/js/auth.js",
         "/static/js/account.js",
         "/static/js/draft.js",
+        "/static/js/verify.js",
         "/static/favicon.svg",
         "/static/profile_pics/default.jpg",
     ],
@@ -336,7 +337,7 @@ PAGE_SCRIPTS = ["api.js", "ui.js", "nav.js", "posts-list.js", "post.js", "auth.j
 
 async def test_page_scripts_keep_no_token_in_web_storage_and_send_no_bearer(client):
     """The session is the HttpOnly cookie: no script stores or sends a token of its own."""
-    for name in [*PAGE_SCRIPTS, "draft.js"]:
+    for name in [*PAGE_SCRIPTS, "draft.js", "verify.js"]:
         script = (await client.get(f"/static/js/{name}")).text
         assert script, name
         for word in ("localStorage", "sessionStorage", "Authorization", "Bearer"):

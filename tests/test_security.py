@@ -254,7 +254,15 @@ async def test_interactive_docs_carry_the_headers_and_a_strict_policy(client):
     assert_security_headers(response)
 
 
-PAGES = ["/", "/login", "/register", "/account", "/forgot-password", "/reset-password?token=x"]
+PAGES = [
+    "/",
+    "/login",
+    "/register",
+    "/account",
+    "/forgot-password",
+    "/reset-password?token=x",
+    "/verify-email?token=x",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -4,6 +4,7 @@ required; the page the link opens."""
 
 import hashlib
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from unittest.mock import AsyncMock
 
@@ -511,3 +512,13 @@ async def test_the_verification_script_posts_the_token_and_writes_text_only(clie
     assert "textContent" in script
     for word in ("innerHTML", "outerHTML", "insertAdjacentHTML", "localStorage", "Bearer"):
         assert word not in script, word
+
+
+async def test_the_account_page_has_a_hidden_verification_banner_that_asks_again(client):
+    """Shown by the script while the email is unverified or a new address waits."""
+    html = (await client.get("/account")).text
+    assert re.search(r'<section class="card" id="verify-banner"[^>]*\bhidden\b', html)
+    assert 'id="resend-verification-button"' in html
+    script = (await client.get("/static/js/account.js")).text
+    assert '"/api/users/me/verification-email"' in script
+    assert "pending_email" in script and "email_verified" in script

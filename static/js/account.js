@@ -23,7 +23,36 @@ function show(updated) {
   profile.elements.email.value = user.email;
   preview.src = user.image_path;
   removeButton.hidden = !user.image_file;
+  showVerification(user);
 }
+
+// --- Verification: an address not proven yet, or a new one waiting for its link ----------
+
+function showVerification(account) {
+  const banner = document.getElementById("verify-banner");
+  banner.hidden = account.email_verified && !account.pending_email;
+  document.getElementById("verify-banner-text").textContent = account.pending_email
+    ? `Your new address ${account.pending_email} is waiting for the link mailed to it. Until it is opened, ${account.email} stays your email.`
+    : `Your address ${account.email} is not verified yet: open the link mailed to it.`;
+}
+
+document.getElementById("resend-verification-button").addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  const error = document.getElementById("verify-banner-error");
+  const done = document.getElementById("verify-banner-done");
+  error.hidden = done.hidden = true;
+  button.disabled = true;
+  try {
+    const { message } = await api("/api/users/me/verification-email", { method: "POST" });
+    done.textContent = `${message}.`;
+    done.hidden = false;
+  } catch (failure) {
+    error.textContent = failure.message;
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+});
 
 if (user) show(user);
 

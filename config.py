@@ -108,8 +108,8 @@ class Settings(BaseSettings):
     # Each renders Markdown: edits of posts (PUT, PATCH) and previews, per logged-in user.
     rate_limit_post_write: str = "60/hour"
     rate_limit_preview: str = "30/minute"
-    # Per client, on every route that checks a password (login has its own above): password
-    # and email changes.
+    # Per client, on password changes and profile changes (which check the password when the
+    # email changes; login has its own limit above).
     rate_limit_password_check: str = "10/minute"
     # Per account: verification mails asked for again; pictures uploaded for posts.
     rate_limit_verification_email: str = "3/hour"

@@ -12,7 +12,6 @@ from fastapi import (
     BackgroundTasks,
     Depends,
     HTTPException,
-    Request,
     UploadFile,
     status,
 )
@@ -425,7 +424,11 @@ async def list_user_posts(
 
 
 @router.patch(
-    "/{user_id}", response_model=UserPrivate, responses=errors(400, 401, 403, 404, 413, 429)
+    "/{user_id}",
+    response_model=UserPrivate,
+    responses=errors(400, 401, 403, 404, 413, 429),
+    # Per client, first: a flood of changes is refused before it costs a query.
+    dependencies=[Depends(password_check_limit)],
 )
 async def update_user(
     data: UserUpdate,
@@ -433,7 +436,6 @@ async def update_user(
     current: CurrentUser,
     db: SessionDep,
     background: BackgroundTasks,
-    request: Request,
 ) -> models.User:
     """Change your username and/or email; a new email needs `current_password`. With
     EMAIL_VERIFICATION_REQUIRED the new email waits in `pending_email` until its link is used."""
@@ -448,7 +450,6 @@ async def update_user(
     if new_email != old_email:
         # Whoever holds a token must not take the account over by moving its reset mail. Each
         # try is a guess at the password: limited as the password change is, before the hash.
-        await password_check_limit(request)
         await password_change_limit.hit(str(user.id))
         await check_current_password(user, data.current_password)
         await lock_verified_user(db, user)

@@ -165,6 +165,11 @@ Email = Annotated[EmailStr, Field(max_length=320), Text]
 CommentText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Text, Printable
 ]
+# A user's few words about themselves: plain text, shown as written (line breaks kept).
+MAX_BIO_LENGTH = 500
+Bio = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=MAX_BIO_LENGTH), Text, Printable
+]
 
 MAX_TAGS = 5
 TAG_PATTERN = re.compile(r"[a-z0-9-]{1,30}")
@@ -281,6 +286,9 @@ class UserUpdate(BaseModel):
 
     username: Username | Omittable = OMITTED
     email: Email | Omittable = OMITTED
+    bio: Annotated[Bio, Field(description="Plain text, at most 500 characters")] | Omittable = (
+        OMITTED
+    )
     # Needed only when the email changes: a stolen session alone cannot take over the account.
     current_password: Annotated[str, Field(max_length=1024), Text] | Omittable = OMITTED
 
@@ -343,6 +351,9 @@ class UserPublic(BaseModel):
     username: str
     image_file: str | None
     role: Literal["author", "editor", "admin"] = "author"
+    bio: str = ""
+    # When the account was made; null only where a list reads its authors without it.
+    created_at: datetime | None = None
     # When an admin suspended the account; only editors and admins ever see such a user.
     suspended_at: datetime | None = Field(default=None, exclude=True)
 

@@ -16,7 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
-from config import site_url
+from authors import fetch_authors_page
+from config import settings, site_url
 from content import highlighted
 from database import ReadDep
 from routers.comments import fetch_comments_page
@@ -30,7 +31,7 @@ from routers.posts import (
     page_offset,
     start_at,
 )
-from routers.tags import TagName
+from routers.tags import TagName, fetch_tag_counts
 from routers.users import PublicUserDep
 from schemas import (
     COMMENTS_PER_PAGE,
@@ -45,6 +46,14 @@ from schemas import (
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+
+
+def site_identity(request: Request) -> dict[str, str]:
+    """SITE_NAME and SITE_DESCRIPTION, for every page's title and header (read at each render)."""
+    return {"site_name": settings.site_name, "site_description": settings.site_description}
+
+
+templates.context_processors.append(site_identity)
 
 # Short messages a page shows after a redirect (`?notice=...`): a fixed set, never echoed text.
 NOTICES = {
@@ -192,6 +201,20 @@ async def render_post_page(
     # A page only its author (a draft) or an editor may see is kept out of every cache.
     headers = None if is_public(post) else {"Cache-Control": "private, no-store"}
     return render(request, "post.html", {"post": post, "comments": comments}, headers=headers)
+
+
+@router.get("/authors", response_class=HTMLResponse)
+async def authors_page(request: Request, start: ListStart, db: ReadDep) -> HTMLResponse:
+    """The authors with a published post, whoever published last first."""
+    page = await fetch_authors_page(db, skip=start.skip, after=start.after)
+    first = start == PageStart()
+    return render(request, "authors.html", {"page": page, "first": first})
+
+
+@router.get("/tags", response_class=HTMLResponse)
+async def tags_page(request: Request, db: ReadDep) -> HTMLResponse:
+    """Every tag of the published posts with how many use it, most used first."""
+    return render(request, "tags.html", {"tags": await fetch_tag_counts(db, limit=None)})
 
 
 @router.get("/tags/{name}", response_class=HTMLResponse)

@@ -138,6 +138,8 @@ AUTHOR_COLUMNS = (
     models.User.image_file,
     models.User.role,
     models.User.suspended_at,
+    models.User.bio,
+    models.User.created_at,
 )
 POST_COLUMNS = (
     models.Post.id,
@@ -280,6 +282,8 @@ def post_fields(row: Row[Any] | tuple[Any, ...]) -> dict[str, Any]:
         image_file,
         role,
         suspended_at,
+        bio,
+        created_at,
         content_html,
         excerpt,
         reading_time_minutes,
@@ -301,6 +305,8 @@ def post_fields(row: Row[Any] | tuple[Any, ...]) -> dict[str, Any]:
             "image_file": image_file,
             "role": role,
             "suspended_at": suspended_at,
+            "bio": bio,
+            "created_at": created_at,
         },
         "content_html": content_html,
         "excerpt": excerpt,

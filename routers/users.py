@@ -119,7 +119,12 @@ UserDep = Annotated[models.User, Depends(get_user_or_404)]
 
 # A suspended user is hidden from the public routes (cached alike for every reader).
 PUBLIC_USER_BY_ID = select(
-    models.User.id, models.User.username, models.User.image_file, models.User.role
+    models.User.id,
+    models.User.username,
+    models.User.image_file,
+    models.User.role,
+    models.User.bio,
+    models.User.created_at,
 ).where(models.User.id == bindparam("user_id"), models.User.suspended_at.is_(None))
 
 

@@ -32,6 +32,8 @@ async def test_create_post_returns_post_with_author(client, alice):
         "image_path": DEFAULT_PICTURE,
         "role": "author",
         "suspended": False,
+        "bio": "",
+        "created_at": user["created_at"],
     }
     assert post["date_posted"].endswith(("Z", "+00:00"))
 

@@ -39,6 +39,8 @@ async def test_register_returns_private_user(client):
         "suspended": False,
         "email_verified": False,
         "pending_email": None,
+        "bio": "",
+        "created_at": body["created_at"],
     }
 
 
@@ -136,6 +138,8 @@ async def test_get_user_is_public_without_email(client):
         "image_path": DEFAULT_PICTURE,
         "role": "author",
         "suspended": False,
+        "bio": "",
+        "created_at": user["created_at"],
     }
 
 

@@ -1,13 +1,18 @@
 """Account mail (password reset, email verification, email changed): plain text and HTML from
 Jinja templates, sent over SMTP with aiosmtplib.
 
-Without MAIL_SERVER, in development only, the mail is logged instead, so a developer can
-finish the flow locally (production refuses to start without MAIL_SERVER).
+`queue_mail` stores a mail's job in PostgreSQL (jobs.py); the queue's worker sends it
+(`deliver_mail`), retrying until the SMTP server takes it. Without MAIL_SERVER, in development
+only, the mail is logged instead, so a developer can finish the flow locally (production
+refuses to start without MAIL_SERVER).
 """
 
+import contextlib
 import logging
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -73,7 +78,7 @@ async def send_password_reset_email(to_email: str, username: str, token: str) ->
     if not settings.mail_server:
         log_unsent_link("password reset mail", to_email, RESET_SUBJECT, reset_link(token))
         return
-    await deliver(build_password_reset_email(to_email, username, token), "password reset mail")
+    await send_now(build_password_reset_email(to_email, username, token), "password reset mail")
 
 
 VERIFY_SUBJECT = "Verify your email address"
@@ -99,11 +104,24 @@ async def send_verification_email(to_email: str, username: str, token: str) -> N
     if not settings.mail_server:
         log_unsent_link("verification mail", to_email, VERIFY_SUBJECT, verification_link(token))
         return
-    await deliver(build_verification_email(to_email, username, token), "verification mail")
+    await send_now(build_verification_email(to_email, username, token), "verification mail")
+
+
+class MailNotSent(Exception):
+    """The SMTP server did not take the mail: the queue runs the job again later."""
+
+
+async def send_now(message: EmailMessage, what: str) -> None:
+    """Send at once; a failure is logged (by `deliver`), never raised."""
+    with contextlib.suppress(MailNotSent):
+        await deliver(message, what)
 
 
 async def deliver(message: EmailMessage, what: str) -> None:
-    """Send over SMTP; a failure is logged (the caller is a background task), never raised."""
+    """Send over SMTP; a failure is logged and raised as MailNotSent (the job is retried).
+
+    aiosmtplib ignores a failing QUIT once the server has accepted the mail, so an accepted
+    mail never raises here and is never sent twice by a retry."""
     password = settings.mail_password.get_secret_value() if settings.mail_password else None
     try:
         await aiosmtplib.send(
@@ -115,8 +133,9 @@ async def deliver(message: EmailMessage, what: str) -> None:
             start_tls=settings.mail_use_tls,
             timeout=15,
         )
-    except (aiosmtplib.SMTPException, OSError):
+    except (aiosmtplib.SMTPException, OSError) as error:
         logger.exception("Could not send %s to %s", what, message["To"])
+        raise MailNotSent(f"{what} to {message['To']}") from error
     else:
         logger.info("%s sent to %s", what.capitalize(), message["To"])
 
@@ -144,12 +163,36 @@ async def send_email_changed_notice(
 
     Runs as a background task: failures are logged, never raised to the client.
     """
-    message = build_email_changed_notice(to_email, username, new_email, pending)
     if not settings.mail_server:
+        message = build_email_changed_notice(to_email, username, new_email, pending)
         logger.info(
             "MAIL_SERVER is not set; email change notice not sent. To: %s Subject: %s",
             to_email,
             message["Subject"],
         )
         return
-    await deliver(message, "email change notice")
+    await send_now(
+        build_email_changed_notice(to_email, username, new_email, pending), "email change notice"
+    )
+
+
+# What the queue's job builds, by the kind `queue_mail` names, and how the log calls it.
+MAILS: dict[str, tuple[Callable[..., EmailMessage], str]] = {
+    "password_reset": (build_password_reset_email, "password reset mail"),
+    "verification": (build_verification_email, "verification mail"),
+    "email_changed": (build_email_changed_notice, "email change notice"),
+}
+
+
+async def queue_mail(kind: str, **fields: Any) -> None:
+    """Store the mail's job in PostgreSQL (committed on return): it is sent even if this
+    process dies the moment after, or the SMTP server is down for a while."""
+    import jobs  # jobs.py's task calls `deliver_mail`, here
+
+    await jobs.defer_mail(kind, fields)
+
+
+async def deliver_mail(kind: str, fields: dict[str, Any]) -> None:
+    """The queue's job: build the mail of that kind and send it (MailNotSent when it fails)."""
+    build, what = MAILS[kind]
+    await deliver(build(**fields), what)

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     mail_from: str = "noreply@example.com"
     mail_use_tls: bool = True
     frontend_url: str = "http://localhost:8000"
+    # Runs of a mail's job before it is given up on (jobs.py: waits of 5 s doubling to 10 min).
+    mail_max_attempts: Annotated[int, Field(ge=1)] = 20
+    # The queue's worker runs in the app's process; false: `python -m worker` runs it apart.
+    run_worker_in_app: bool = True
 
     # `memory://` (one process) or `redis://host:port/db` (shared by every worker and machine).
     rate_limit_storage_url: str = "memory://"

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 import caching
 import docs
 import errors
+import jobs
 import log_filters
 import metrics
 from body_limit import BodyLimitMiddleware
@@ -41,7 +42,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # in the middle of requests (bench/README.md).
     gc.collect()
     gc.freeze()
-    yield
+    async with jobs.running(worker=settings.run_worker_in_app):  # every mail is queued there
+        yield
     await limiter.aclose()
     await engine.dispose()
     await read_engine.dispose()

@@ -57,11 +57,17 @@ LINK_SCHEMES = {"http", "https", "mailto"}
 IMAGE_SCHEMES = {"http", "https"}
 
 
+# A picture uploaded for posts on local disk (storage.py's LocalStorage): the one relative
+# image source kept. On S3 they have the bucket's http(s) URL, which passes as any other.
+LOCAL_POST_IMAGE = re.compile(r"/media/post_images/[0-9a-f]{32}\.webp")
+
+
 def _only_web_images(tag: str, attribute: str, value: str) -> str | None:
-    """Images load only from http(s) URLs: no relative, mailto: or data: picture."""
-    if tag == "img" and attribute == "src" and urlsplit(value).scheme.lower() not in IMAGE_SCHEMES:
-        return None
-    return value
+    """Images load only from http(s) URLs and the site's own post pictures: no other relative,
+    mailto: or data: picture."""
+    if tag != "img" or attribute != "src" or LOCAL_POST_IMAGE.fullmatch(value):
+        return value
+    return value if urlsplit(value).scheme.lower() in IMAGE_SCHEMES else None
 
 
 _cleaner = nh3.Cleaner(

@@ -23,7 +23,19 @@ from database import EMBEDDED, engine, read_engine, upgrade_to_head
 from http_methods import HeadAndOptionsMiddleware, OtherSpelling
 from logs import RequestIdMiddleware, configure_logging
 from ratelimit import limiter
-from routers import admin, comments, feeds, health, login, pages, posts, tags, users, verification
+from routers import (
+    admin,
+    comments,
+    feeds,
+    health,
+    login,
+    pages,
+    post_images,
+    posts,
+    tags,
+    users,
+    verification,
+)
 from security_headers import SecurityHeadersMiddleware
 
 configure_logging(settings.log_format)
@@ -80,7 +92,8 @@ app.add_middleware(RequestIdMiddleware)  # outermost: every response and log lin
 errors.install(app)
 app.add_exception_handler(caching.NotModified, caching.not_modified)
 
-app.include_router(posts.router)  # first: the list of posts is the hottest route
+app.include_router(post_images.router)  # before posts' /{post_id}: "images" is no post id
+app.include_router(posts.router)  # the list of posts is the hottest route
 app.include_router(login.router)  # before users: /session is no user id
 app.include_router(users.router)
 app.include_router(verification.router)

@@ -280,6 +280,7 @@ password_check_limit = ClientRateLimit("password-check", "rate_limit_password_ch
 # Password and email changes share it: each is a guess at the current password.
 password_change_limit = UserRateLimit("password-change", "rate_limit_password_change")
 upload_limit = UserRateLimit("upload", "rate_limit_upload")
+post_image_limit = UserRateLimit("post-image", "rate_limit_post_image")
 post_limit = UserRateLimit("post", "rate_limit_post")
 post_write_limit = UserRateLimit("post-write", "rate_limit_post_write")
 preview_limit = UserRateLimit("preview", "rate_limit_preview")

@@ -81,6 +81,7 @@ class Detail:
         "cursor cannot be combined with q: search results are ordered by relevance; page"
         " them with skip."
     )
+    IMAGE_QUOTA_EXCEEDED = "Image quota exceeded"
     CONTENT_TOO_MANY_BYTES = (
         "Content must be at most 200000 bytes of UTF-8"
         " (emoji and many non-Latin characters take 3 or 4 bytes each)."
@@ -433,6 +434,14 @@ class PostPreview(BaseModel):
 
 class PreviewResponse(BaseModel):
     content_html: str
+
+
+class PostImageResponse(BaseModel):
+    """An uploaded picture: put `url` in a post's Markdown as `![alt](url)`."""
+
+    url: str
+    width: int
+    height: int
 
 
 class PostResponse(BaseModel):

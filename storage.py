@@ -1,10 +1,12 @@
-"""Where profile pictures live: an S3 bucket when S3_BUCKET_NAME is set, else local disk.
+"""Where pictures live: an S3 bucket when S3_BUCKET_NAME is set, else local disk.
 
-Both backends store bytes under a key such as `profile_pics/<hex>.jpg` and answer a public
-URL for it. Every call that touches the network or the disk runs off the event loop.
+Both backends store bytes under a key such as `profile_pics/<hex>.jpg` (a profile picture) or
+`post_images/<hex>.webp` (a picture in a post) and answer a public URL for it. Every call that
+touches the network or the disk runs off the event loop.
 """
 
 import logging
+import uuid
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PICTURE_PREFIX = "profile_pics"
+POST_IMAGE_PREFIX = "post_images"
 DEFAULT_PICTURE_URL = "/static/profile_pics/default.jpg"
 MEDIA_URL = "/media"
 
@@ -149,3 +152,17 @@ async def delete_picture_quietly(image_file: str) -> None:
         await get_storage().delete(picture_key(image_file))
     except StorageError:
         logger.exception("Could not delete old profile picture %s", image_file)
+
+
+def new_post_image_key() -> str:
+    """Where a new picture for posts goes: a name nobody can guess or collide with."""
+    return f"{POST_IMAGE_PREFIX}/{uuid.uuid4().hex}.webp"
+
+
+async def delete_post_image_quietly(key: str) -> None:
+    """Remove a post picture that no row counts (its upload failed after it was stored); a
+    failure leaves an orphan object, never a failed request."""
+    try:
+        await get_storage().delete(key)
+    except StorageError:
+        logger.exception("Could not delete post picture %s", key)

@@ -5,6 +5,7 @@ Posts are rendered here, so every page shows its content without JavaScript; the
 writing, editing and the account page.
 """
 
+import html
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -200,7 +201,21 @@ async def render_post_page(
     comments = await fetch_comments_page(db, post.id, skip=comments_skip, limit=COMMENTS_PER_PAGE)
     # A page only its author (a draft) or an editor may see is kept out of every cache.
     headers = None if is_public(post) else {"Cache-Control": "private, no-store"}
-    return render(request, "post.html", {"post": post, "comments": comments}, headers=headers)
+    context = {"post": post, "comments": comments, "og_image": first_image(post.content_html)}
+    return render(request, "post.html", context, headers=headers)
+
+
+# The sanitiser writes every attribute quoted with `"` (content.py): the first image's source.
+IMAGE_SOURCE = re.compile(r'<img\s[^>]*?\bsrc="([^"]*)"')
+
+
+def first_image(content_html: str) -> str | None:
+    """The absolute URL of a post's first picture (its `og:image`), if it has one."""
+    match = IMAGE_SOURCE.search(content_html)
+    if match is None:
+        return None
+    source = html.unescape(match[1])
+    return site_url(source) if source.startswith("/") else source
 
 
 @router.get("/authors", response_class=HTMLResponse)

@@ -17,7 +17,8 @@ from lxml import etree
 from config import site_url
 from schemas import PostResponse
 
-SITE_NAME = "Blog"
+# The software that writes the feeds (`<generator>`), not feedgen's name and version.
+GENERATOR = "blog-api"
 FEED_ENTRIES = 20
 # An empty feed must still say when it was updated: a fixed moment, so it never looks new.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -47,12 +48,13 @@ def user_page_path(user_id: int) -> str:
 
 @dataclass(frozen=True)
 class Feed:
-    """A feed's own facts: where it lives (its id and `rel="self"`), its title and the HTML
-    page it mirrors (`rel="alternate"`)."""
+    """A feed's own facts: where it lives (its id and `rel="self"`), its title, the HTML
+    page it mirrors (`rel="alternate"`) and a line about it (none when empty)."""
 
     path: str
     title: str
     page_path: str
+    subtitle: str = ""
 
 
 def atom_feed(feed: Feed, posts: Sequence[PostResponse]) -> bytes:
@@ -60,15 +62,18 @@ def atom_feed(feed: Feed, posts: Sequence[PostResponse]) -> bytes:
 
     Each entry links its post page (`/posts/{id}/{slug}`); its id is the post's address without
     the slug, which a new title never changes (stable while the origin is); its content is the
-    post's `content_html`, already sanitised when the post was written, as `type="html"`.
+    post's `content_html`, already sanitised when the post was written, as `type="html"`;
+    its summary the post's excerpt (plain text) and a category per tag.
     """
     generator = FeedGenerator()
     generator.id(site_url(feed.path))
     generator.title(xml_text(feed.title))
+    if feed.subtitle:
+        generator.subtitle(xml_text(feed.subtitle))
     generator.updated(max((post.updated_at for post in posts), default=EPOCH))
     generator.link(href=site_url(feed.path), rel="self", type="application/atom+xml")
     generator.link(href=site_url(feed.page_path), rel="alternate", type="text/html")
-    generator.generator(SITE_NAME)  # not feedgen's name and version
+    generator.generator(GENERATOR)
     for post in posts:
         entry = generator.add_entry(order="append")
         entry.id(site_url(permanent_post_path(post.id)))
@@ -77,6 +82,9 @@ def atom_feed(feed: Feed, posts: Sequence[PostResponse]) -> bytes:
         entry.published(post.date_posted)
         entry.updated(post.updated_at)
         entry.author(name=xml_text(post.author.username))
+        for tag in post.tags:
+            entry.category(term=tag)
+        entry.summary(xml_text(post.excerpt))
         entry.content(xml_text(post.content_html), type="html")
     body: bytes = generator.atom_str(pretty=False)
     return body

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 import models
 from caching import CACHED
-from config import site_url
+from config import settings, site_url
 from database import ReadDep
 from routers.posts import fetch_posts_page, visible_to
 from routers.tags import TagName
@@ -29,7 +29,6 @@ from schemas import Detail, PostResponse, post_path
 from syndication import (
     FEED_ENTRIES,
     MAX_SITEMAP_URLS,
-    SITE_NAME,
     Feed,
     atom_feed,
     sitemap_index,
@@ -47,6 +46,14 @@ def xml_response(body: bytes, media_type: str) -> Response:
     return Response(body, media_type=media_type)
 
 
+def feed_of_site(path: str, page_path: str, holding: str | None = None) -> Feed:
+    """A feed titled `{holding} · {SITE_NAME}` (the site's own feed: SITE_NAME alone), with
+    SITE_DESCRIPTION as its subtitle."""
+    name = settings.site_name
+    title = f"{holding} · {name}" if holding else name
+    return Feed(path, title, page_path, subtitle=settings.site_description)
+
+
 async def atom_response(feed: Feed, posts: list[PostResponse]) -> Response:
     """The feed, built in a worker thread: twenty long posts are megabytes of XML."""
     return xml_response(await run_in_threadpool(atom_feed, feed, posts), ATOM)
@@ -56,15 +63,15 @@ async def atom_response(feed: Feed, posts: list[PostResponse]) -> Response:
 async def site_feed(db: ReadDep) -> Response:
     """The newest published posts, as Atom."""
     page = await fetch_posts_page(db, skip=0, limit=FEED_ENTRIES)
-    return await atom_response(Feed("/feed.xml", SITE_NAME, "/"), page.posts)
+    return await atom_response(feed_of_site("/feed.xml", "/"), page.posts)
 
 
 @router.get("/users/{user_id}/feed.xml")
 async def user_feed(user: PublicUserDep, db: ReadDep) -> Response:
     """A user's newest published posts, as Atom; an unknown user is a 404."""
     page = await fetch_posts_page(db, skip=0, limit=FEED_ENTRIES, user_id=user.id)
-    title = f"Posts by {user.username} · {SITE_NAME}"
-    feed = Feed(f"/users/{user.id}/feed.xml", title, user_page_path(user.id))
+    holding = f"Posts by {user.username}"
+    feed = feed_of_site(f"/users/{user.id}/feed.xml", user_page_path(user.id), holding)
     return await atom_response(feed, page.posts)
 
 
@@ -72,7 +79,7 @@ async def user_feed(user: PublicUserDep, db: ReadDep) -> Response:
 async def tag_feed(tag: TagName, db: ReadDep) -> Response:
     """A tag's newest published posts, as Atom: empty for a tag no post has (yet)."""
     page = await fetch_posts_page(db, skip=0, limit=FEED_ENTRIES, tag=tag)
-    feed = Feed(f"/tags/{tag}/feed.xml", f"#{tag} · {SITE_NAME}", f"/tags/{tag}")
+    feed = feed_of_site(f"/tags/{tag}/feed.xml", f"/tags/{tag}", f"#{tag}")
     return await atom_response(feed, page.posts)
 
 

@@ -1,8 +1,9 @@
 """Atom feeds, the sitemap, robots.txt and the head of a post page, as readers and crawlers see
 them: feeds parsed by a real feed parser, the sitemap by an XML parser."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 
 import feedparser
 import pytest
@@ -13,7 +14,17 @@ import models
 import routers.feeds
 from config import settings, site_url
 from content import render_post
-from syndication import EPOCH, FEED_ENTRIES, SITEMAP_NAMESPACE, sitemap_index, urlset, xml_text
+from schemas import PostResponse
+from syndication import (
+    EPOCH,
+    FEED_ENTRIES,
+    SITEMAP_NAMESPACE,
+    Feed,
+    atom_feed,
+    sitemap_index,
+    urlset,
+    xml_text,
+)
 from tests.conftest import create_user_and_login
 from tests.test_pages import assert_html
 
@@ -67,6 +78,12 @@ def moment(value: str) -> datetime:
 
 
 def post_url(post: dict) -> str:
+    """The post page's readable address, as links name it."""
+    return f"{ORIGIN}{post['url']}"
+
+
+def entry_id(post: dict) -> str:
+    """A feed entry's id: the post's address without the slug, which a new title keeps."""
     return f"{ORIGIN}/posts/{post['id']}"
 
 
@@ -84,7 +101,7 @@ async def test_site_feed_holds_the_newest_published_posts_with_every_field(clien
     assert links == {"self": f"{ORIGIN}/feed.xml", "alternate": f"{ORIGIN}/"}
     assert [entry.link for entry in feed.entries] == [post_url(newer), post_url(older)]
     entry = feed.entries[1]
-    assert entry.id == post_url(older)
+    assert entry.id == entry_id(older)
     assert entry.title == "Older"
     assert entry.author == "alice"
     assert moment(entry.published) == moment(older["date_posted"])
@@ -124,13 +141,19 @@ async def test_drafts_never_appear_in_any_feed(client, alice):
         assert b"Secret draft" not in response.content
 
 
-async def test_feed_content_is_the_sanitised_html(client, alice):
+async def test_feed_content_is_the_sanitised_html_and_the_summary_plain_text(client, alice):
     source = '<script>alert(1)</script> [click](javascript:alert(2)) <img src=x onerror="x()">'
     post = await write(client, alice[1], content=source)
     response = await client.get("/feed.xml")
     assert raw_contents(response.content) == [post["content_html"]]
-    # The raw document: the script is escaped text inside the escaped HTML, never markup.
-    assert b"<script" not in response.content and b"&lt;script" not in response.content
+    # The summary is the excerpt as text (no `type`: "text"): a reader shows it as written.
+    root = etree.fromstring(response.content)
+    (summary,) = root.findall("a:entry/a:summary", ATOM)
+    assert summary.get("type") is None and summary.text == post["excerpt"]
+    summary.getparent().remove(summary)
+    # The rest of the document: the script is escaped text inside the escaped HTML, never markup.
+    rest = etree.tostring(root)
+    assert b"<script" not in response.content and b"&lt;script" not in rest
     assert b"href=&quot;javascript" not in response.content
 
 
@@ -194,6 +217,133 @@ async def test_tag_feed_of_an_unused_tag_is_empty_and_of_an_impossible_tag_a_404
     assert "Tag not found" in assert_html(response, 404)
 
 
+# --- Categories, summaries, the site's name; RFC 4287's schema ---------------------------------
+
+SCHEMA_PATH = Path(__file__).with_name("atom.rng")
+ATOM_SCHEMA = etree.RelaxNG(etree.parse(SCHEMA_PATH))
+# The schema's Schematron rules (annotations, which RELAX NG skips): (context, [XPath tests]).
+SCHEMATRON = {"s": "http://www.ascc.net/xml/schematron"}
+ATOM_RULES = [
+    (rule.get("context"), [test.get("test") for test in rule.findall("s:assert", SCHEMATRON)])
+    for rule in etree.parse(SCHEMA_PATH).iterfind(".//s:rule", SCHEMATRON)
+]
+PREFIXED = {"atom": ATOM["a"]}
+
+
+def assert_valid_atom(document: bytes) -> etree._Element:
+    """`document` is an Atom feed by RFC 4287's schema (Appendix B), its rules included."""
+    root = etree.fromstring(document)
+    assert ATOM_SCHEMA.validate(root), ATOM_SCHEMA.error_log
+    for context, tests in ATOM_RULES:
+        for element in root.xpath(f"descendant-or-self::{context}", namespaces=PREFIXED):
+            for test in tests:
+                assert element.xpath(f"boolean({test})", namespaces=PREFIXED), (context, test)
+    return root
+
+
+def test_the_schema_has_the_rfcs_rules_and_refuses_what_the_rfc_refuses():
+    """The checks below can fail: an entry without an id, a category without a term, a summary
+    of an unknown type and an entry with neither link nor content are not Atom."""
+    assert [context for context, _ in ATOM_RULES] == ["atom:feed", "atom:entry", "atom:entry"]
+    valid = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:feed</id><title>T</title>'
+        b"<updated>2025-01-02T03:04:05.678901+00:00</updated><entry><id>urn:entry</id>"
+        b"<title>E</title><updated>2025-01-02T03:04:05Z</updated><author><name>a</name></author>"
+        b'<link href="http://example.com/"/><category term="python"/><summary>S</summary>'
+        b"</entry></feed>"
+    )
+    assert_valid_atom(valid)
+    for broken in (
+        valid.replace(b"<id>urn:entry</id>", b""),
+        valid.replace(b' term="python"', b""),
+        valid.replace(b"<summary>", b'<summary type="markdown">'),
+        valid.replace(b"2025-01-02T03:04:05Z", b"yesterday"),
+        valid.replace(b'<link href="http://example.com/"/>', b""),
+        valid.replace(b"<author><name>a</name></author>", b""),
+    ):
+        with pytest.raises(AssertionError):
+            assert_valid_atom(broken)
+
+
+def a_post(**fields) -> PostResponse:
+    moment = datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    post = {
+        "id": 7,
+        "title": "Notes",
+        "content": "Some *words*.",
+        "user_id": 3,
+        "date_posted": moment,
+        "updated_at": moment,
+        "author": {"id": 3, "username": "ada", "image_file": None},
+        "content_html": "<p>Some <em>words</em>.</p>\n",
+        "excerpt": "Some words.",
+        "reading_time_minutes": 1,
+        "tags": [],
+        "published": True,
+        "comment_count": 0,
+        "slug": "notes",
+    }
+    return PostResponse.model_validate(post | fields)
+
+
+def test_atom_feed_entries_carry_their_tags_and_excerpt_and_stay_valid_atom():
+    """syndication.atom_feed without HTTP: a category per tag, the excerpt as summary, the
+    feed's subtitle when it has one; valid by RFC 4287's schema, with and without them."""
+    tagged = a_post(id=8, tags=["python", "web-dev"], excerpt="Bell\x07 <b>and</b> more")
+    plain = a_post(excerpt="")
+    feed = Feed("/feed.xml", "Ada's notes", "/", subtitle="Engines & looms")
+    root = assert_valid_atom(atom_feed(feed, [tagged, plain]))
+    assert root.findtext("a:subtitle", None, ATOM) == "Engines & looms"
+    first, second = root.findall("a:entry", ATOM)
+    assert [c.attrib for c in first.findall("a:category", ATOM)] == [
+        {"term": "python"},
+        {"term": "web-dev"},
+    ]
+    assert first.findtext("a:summary", None, ATOM) == "Bell <b>and</b> more"
+    assert second.findall("a:category", ATOM) == []
+    assert second.findtext("a:summary", None, ATOM) == ""  # the excerpt, even when empty
+    untitled = assert_valid_atom(atom_feed(Feed("/feed.xml", "Blog", "/"), []))
+    assert untitled.find("a:subtitle", ATOM) is None
+
+
+async def test_entries_carry_a_category_per_tag_and_the_excerpt_as_summary(client, alice):
+    post = await write(
+        client, alice[1], content="The *first* words, then more.", tags=["web", "python"]
+    )
+    for path in ("/feed.xml", f"/users/{alice[0]['id']}/feed.xml", "/tags/web/feed.xml"):
+        (entry,) = (await feed_of(client, path)).entries
+        assert [tag.term for tag in entry.tags] == ["python", "web"], path
+        assert entry.summary == post["excerpt"] == "The first words, then more.", path
+
+
+async def test_every_feed_is_valid_atom_by_the_rfc_4287_schema(client, alice, monkeypatch):
+    await write(client, alice[1], title="Tagged", tags=["python", "web"])
+    await write(client, alice[1], title="Plain", content="<b>raw</b> & *more*")
+    paths = ("/feed.xml", f"/users/{alice[0]['id']}/feed.xml", "/tags/python/feed.xml")
+    for description in ("", "Engines & looms"):
+        monkeypatch.setattr(settings, "site_description", description)
+        for path in (*paths, "/tags/unused/feed.xml"):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            root = assert_valid_atom(response.content)
+            assert root.findtext("a:subtitle", None, ATOM) == (description or None), path
+
+
+async def test_feed_titles_and_subtitles_name_the_site(client, alice, monkeypatch):
+    monkeypatch.setattr(settings, "site_name", "Ada's <notes>")
+    monkeypatch.setattr(settings, "site_description", "Engines & looms")
+    await write(client, alice[1], tags=["python"])
+    titles = {
+        "/feed.xml": "Ada's <notes>",
+        f"/users/{alice[0]['id']}/feed.xml": "Posts by alice · Ada's <notes>",
+        "/tags/python/feed.xml": "#python · Ada's <notes>",
+    }
+    for path, title in titles.items():
+        feed = await feed_of(client, path)
+        assert feed.feed.title == title, path
+        assert feed.feed.subtitle == "Engines & looms", path
+
+
 # --- Sitemap and robots.txt ------------------------------------------------------------------
 
 
@@ -227,7 +377,7 @@ async def test_sitemap_lists_published_posts_and_their_authors_pages(client, ali
     urls = urls_of(parse_sitemap(await client.get("/sitemap.xml")))
     assert urls == {
         post_url(first): seconds(first["updated_at"]),
-        post_url(second): seconds(edited.json()["updated_at"]),
+        post_url(edited.json()): seconds(edited.json()["updated_at"]),
         f"{ORIGIN}/users/{alice[0]['id']}/posts": seconds(edited.json()["updated_at"]),
     }
     for user in (bob[0], carol[0]):  # (already implied; said for the reader)
@@ -292,7 +442,7 @@ async def test_the_first_post_is_in_the_sitemap(client, alice, db_session):
     post = await write(client, alice[1])
     await db_session.execute(update(models.Post).where(models.Post.id == post["id"]).values(id=1))
     urls = urls_of(parse_sitemap(await client.get("/sitemap.xml")))
-    assert f"{ORIGIN}/posts/1" in urls
+    assert f"{ORIGIN}/posts/1/a-post" in urls
 
 
 async def test_numbered_sitemaps_reach_the_highest_post_id_and_the_highest_author_id(
@@ -381,7 +531,16 @@ async def test_post_page_has_canonical_description_and_opengraph_tags(client, al
     assert head.meta("og:type") == ["article"]
     assert head.meta("og:url") == [post_url(post)]
     assert head.meta("article:tag") == ["a"]
+    assert head.meta("og:site_name") == ["Blog"]  # SITE_NAME's default
     assert 'content="Quotes &#34; &amp; &lt;tags&gt;"' in response.text
+
+
+async def test_post_page_names_the_site_in_og_site_name_and_its_title(client, alice, monkeypatch):
+    monkeypatch.setattr(settings, "site_name", "Ada's <notes>")
+    post = await write(client, alice[1], title="Looms")
+    html = assert_html(await client.get(post["url"]))
+    assert HeadTags(html).meta("og:site_name") == ["Ada's <notes>"]
+    assert "<title>Looms · Ada&#39;s &lt;notes&gt;</title>" in html
 
 
 async def test_every_page_links_the_site_feed_and_lists_link_their_own(client, alice):

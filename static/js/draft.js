@@ -2,6 +2,7 @@
 // so this script loads it with the session, then saves, previews and publishes it.
 import { api, currentUser } from "./api.js";
 import { onSubmit, parseTags, showSuccess, wirePreview } from "./ui.js";
+import "./upload.js"; // pictures in the editor: a button, drag and drop, paste
 
 const postId = document.getElementById("draft-editor").dataset.postId;
 const heading = document.getElementById("draft-heading");

@@ -1,6 +1,7 @@
 // On every page: the navigation knows who is logged in; "New post" writes from anywhere.
 import { api, currentUser, logOut } from "./api.js";
 import { onSubmit, parseTags, wirePreview } from "./ui.js";
+import "./upload.js"; // pictures in the editor: a button, drag and drop, paste
 
 export function showUser(user) {
   for (const group of document.querySelectorAll("[data-auth]")) {

@@ -2,6 +2,7 @@
 // readers write comments, and edit or delete theirs (the post's author deletes any).
 import { api, currentUser } from "./api.js";
 import { onSubmit, parseTags, tagList, wirePreview } from "./ui.js";
+import "./upload.js"; // pictures in the editor: a button, drag and drop, paste
 
 const article = document.getElementById("post");
 const postId = article.dataset.postId;

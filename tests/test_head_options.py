@@ -37,6 +37,7 @@ async def ids(client, alice, bob) -> dict:
     return {
         "user_id": post["user_id"],
         "post_id": post["id"],
+        "slug": post["slug"],
         "name": "python",
         "number": 1,
         **blog,

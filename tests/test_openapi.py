@@ -16,6 +16,7 @@ RATE_LIMITED = {
     ("post", "/api/users/me/verification-email"),
     ("patch", "/api/users/{user_id}"),  # an email change checks the password
     ("post", "/api/posts/preview"),
+    ("post", "/api/posts/images"),
     ("put", "/api/posts/{post_id}"),
     ("patch", "/api/posts/{post_id}"),
     ("patch", "/api/users/{user_id}/picture"),

@@ -53,7 +53,7 @@ async def test_home_page_renders_one_page_and_links_load_more_to_the_next(client
     assert f'href="/posts?cursor={next_cursor}"' in html  # and links to it, without scripts
 
 
-TITLE = re.compile(r'<h2 class="post-title"><a href="/posts/\d+">([^<]+)</a>')
+TITLE = re.compile(r'<h2 class="post-title"><a href="/posts/\d+/[a-z0-9-]+">([^<]+)</a>')
 
 
 async def test_list_pages_follow_a_cursor_to_the_posts_after_it(client, alice):

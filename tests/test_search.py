@@ -404,7 +404,7 @@ async def test_a_post_unpublished_between_the_search_and_its_highlights_shows_un
     monkeypatch.setattr(pages, "fetch_headlines", unpublished_meanwhile)
     response = await client.get("/search", params={"q": "quokka"})
     assert response.status_code == 200
-    assert f'href="/posts/{post["id"]}">Quokka facts</a>' in response.text
+    assert f'href="{post["url"]}">Quokka facts</a>' in response.text
     assert "<mark>" not in response.text and "Hidden" not in response.text
 
 

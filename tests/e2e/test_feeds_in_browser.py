@@ -31,8 +31,8 @@ def test_home_page_links_a_feed_whose_entries_open_their_posts(page: Page, live_
     assert "<em>in a feed reader</em>" in entry.content[0].value
 
     page.goto(entry.link)
-    expect(page).to_have_url(f"{live_server}/posts/{post['id']}")
+    expect(page).to_have_url(f"{live_server}{post['url']}")
     expect(page.locator("#post-title")).to_have_text(title)
     canonical = page.locator('head link[rel="canonical"]')
-    expect(canonical).to_have_attribute("href", f"{live_server}/posts/{post['id']}")
+    expect(canonical).to_have_attribute("href", f"{live_server}{post['url']}")
     expect(page.locator('head meta[property="og:type"]')).to_have_attribute("content", "article")

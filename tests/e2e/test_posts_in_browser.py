@@ -45,7 +45,7 @@ def test_person_registers_logs_in_writes_edits_and_deletes_a_post(page: Page, li
     dialog.get_by_label("Content").fill("Hello from the browser.\nA second line.")
     shot(page, "new-post-dialog")
     dialog.get_by_role("button", name="Publish").click()
-    expect(page).to_have_url(re.compile(r"/posts/\d+$"))
+    expect(page).to_have_url(re.compile(r"/posts/\d+/my-first-post$"))
     post_path = path_of(page.url)
     expect(page.locator("#post-title")).to_have_text("My first post")
     expect(page.locator("#post-content")).to_have_text("Hello from the browser.\nA second line.")

@@ -74,7 +74,7 @@ def test_writer_writes_markdown_with_tags_previews_publishes_and_opens_the_tag_p
     shot(page, "editor-preview")
     dialog.get_by_role("button", name="Publish").click()
 
-    expect(page).to_have_url(re.compile(r"/posts/\d+$"))
+    expect(page).to_have_url(re.compile(r"/posts/\d+/[a-z0-9-]+$"))
     content = page.locator("#post-content")
     expect(content.locator("strong")).to_have_text("bold")
     link = content.get_by_role("link", name="link")
@@ -122,7 +122,7 @@ def test_writer_saves_a_draft_that_only_the_account_page_lists_then_publishes_it
 
     page.goto("/account")
     drafts.get_by_role("button", name="Publish").click()
-    expect(page).to_have_url(f"{live_server}/posts/{draft_id}")
+    expect(page).to_have_url(re.compile(rf"{live_server}/posts/{draft_id}/[a-z0-9-]+$"))
     expect(page.locator("#post-title")).to_have_text(title)
     page.goto("/")
     expect(page.locator(".post-card").first).to_contain_text(title)

@@ -3,6 +3,7 @@
 import { api, currentUser } from "./api.js";
 import { onSubmit, parseTags, showSuccess, wirePreview } from "./ui.js";
 import "./upload.js"; // pictures in the editor: a button, drag and drop, paste
+import "./autosave.js"; // the text being written: kept in this browser until saved
 
 const postId = document.getElementById("draft-editor").dataset.postId;
 const heading = document.getElementById("draft-heading");
@@ -18,7 +19,7 @@ function fill(post) {
   form.elements.title.value = post.title;
   form.elements.content.value = post.content;
   form.elements.tags.value = post.tags.join(", ");
-  document.title = `Edit draft: ${post.title} · Blog`;
+  document.title = `Edit draft: ${post.title} · ${document.querySelector('meta[name="application-name"]').content}`;
   status.textContent = "Only you can see this draft until you publish it.";
 }
 

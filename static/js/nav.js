@@ -2,6 +2,7 @@
 import { api, currentUser, logOut } from "./api.js";
 import { onSubmit, parseTags, wirePreview } from "./ui.js";
 import "./upload.js"; // pictures in the editor: a button, drag and drop, paste
+import "./autosave.js"; // the text being written: kept in this browser until saved
 
 export function showUser(user) {
   for (const group of document.querySelectorAll("[data-auth]")) {

@@ -28,7 +28,7 @@ onSubmit(form, async ({ title, content, tags }) => {
   document.getElementById("post-content").innerHTML = post.content_html;
   document.getElementById("post-tags").replaceChildren(...(post.tags.length ? [tagList(post.tags)] : []));
   form.elements.tags.value = post.tags.join(", ");
-  document.title = `${post.title} · Blog`;
+  document.title = `${post.title} · ${document.querySelector('meta[name="application-name"]').content}`;
   editing(false);
 });
 

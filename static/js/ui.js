@@ -39,7 +39,10 @@ export function showSuccess(form, message) {
   line.hidden = false;
 }
 
-/** Run `action` on submit with the button disabled; its ApiError shows in the form. */
+/**
+ * Run `action` on submit with the button disabled; its ApiError shows in the form. Then the
+ * form dispatches "submitted", whose `detail.ok` says whether the action succeeded.
+ */
 export function onSubmit(form, action) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -48,13 +51,16 @@ export function onSubmit(form, action) {
     const buttons = [...form.querySelectorAll('button[type="submit"]')];
     for (const button of buttons) button.disabled = true;
     clearMessages(form);
+    let ok = false;
     try {
       await action(values);
+      ok = true;
     } catch (error) {
       showError(form, error);
     } finally {
       for (const button of buttons) button.disabled = false;
     }
+    form.dispatchEvent(new CustomEvent("submitted", { detail: { ok } }));
   });
 }
 

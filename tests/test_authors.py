@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import html5lib
+import httpx
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import update
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.anyio
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-async def set_bio(client, user_and_headers, bio) -> object:
+async def set_bio(client, user_and_headers, bio) -> httpx.Response:
     user, headers = user_and_headers
     return await client.patch(f"/api/users/{user['id']}", json={"bio": bio}, headers=headers)
 

@@ -490,10 +490,28 @@ class TagCount(BaseModel):
     count: int
 
 
-class CommentCreate(BaseModel):
+class CommentUpdate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"content": "Thank you for this."}]})
 
     content: Annotated[CommentText, Field(description="Plain text")]
+
+
+class CommentCreate(CommentUpdate):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"content": "Thank you for this."}, {"content": "Agreed.", "parent_id": 1}]
+        }
+    )
+
+    parent_id: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=2**31 - 1,
+            description="The comment this one replies to; a reply to a reply answers its"
+            " top-level comment (one level deep)",
+        ),
+    ] = None
 
 
 class CommentResponse(BaseModel):
@@ -503,9 +521,35 @@ class CommentResponse(BaseModel):
     date_posted: datetime
     author: UserPublic
     status: Literal["approved", "pending", "hidden"] = "approved"
+    # The top-level comment this one replies to; null for a top-level comment.
+    parent_id: int | None = None
+    reply_count: Annotated[int, Field(description="The replies the viewer sees")] = 0
+
+
+# The replies a listed comment carries; `reply_count` still counts them all.
+MAX_REPLIES_LISTED = 100
+
+
+class CommentThread(CommentResponse):
+    replies: list[CommentResponse] = Field(
+        description=f"The first {MAX_REPLIES_LISTED} replies the viewer sees, oldest first"
+        " (reply_count counts them all)"
+    )
 
 
 class PaginatedComments(BaseModel):
+    """Top-level comments (`total` counts them), each with its replies."""
+
+    comments: list[CommentThread]
+    total: int
+    skip: int
+    limit: int
+    has_more: bool
+
+
+class CommentQueue(BaseModel):
+    """Comments waiting for a decision, replies among them (with their parent_id)."""
+
     comments: list[CommentResponse]
     total: int
     skip: int

@@ -31,8 +31,10 @@ async def test_a_logged_in_user_comments_and_everyone_reads_it(client, bob, post
     assert created["post_id"] == post["id"]
     assert created["author"]["username"] == "bob"
     assert created["author"]["image_path"] == "/static/profile_pics/default.jpg"
+    assert (created["parent_id"], created["reply_count"]) == (None, 0)
     page = (await client.get(f"/api/posts/{post['id']}/comments")).json()
-    assert page == {"comments": [created], "total": 1, "skip": 0, "limit": 50, "has_more": False}
+    listed = {**created, "replies": []}
+    assert page == {"comments": [listed], "total": 1, "skip": 0, "limit": 50, "has_more": False}
 
 
 async def test_comments_are_listed_oldest_first_and_paged(client, bob, post):
@@ -162,7 +164,7 @@ async def draft(client, alice) -> dict:
 async def test_the_author_comments_on_their_draft_and_reads_the_comments(client, alice, draft):
     created = await comment(client, draft["id"], alice[1], "Note to self")
     page = (await client.get(f"/api/posts/{draft['id']}/comments", headers=alice[1])).json()
-    assert page["comments"] == [created]
+    assert page["comments"] == [{**created, "replies": []}]
 
 
 @pytest.mark.parametrize("who", ["anonymous", "stranger"])

@@ -554,6 +554,16 @@ async def test_the_posts_page_says_when_a_comment_has_more_replies_than_it_shows
     assert f"The first {MAX_REPLIES_LISTED} of {MAX_REPLIES_LISTED + 2} replies." in html
 
 
+async def test_the_post_script_replies_through_the_api_and_writes_text_only(client):
+    script = (await client.get("/static/js/post.js")).text
+    assert 'import { api, currentUser } from "./api.js";' in script
+    assert "parent_id: Number(id)" in script
+    assert "reply-form-template" in script
+    assert "innerHTML" not in script.split("// --- Comments")[1]
+    for unsafe in ("outerHTML", "insertAdjacentHTML", "localStorage", "Bearer"):
+        assert unsafe not in script
+
+
 # --- Statements ------------------------------------------------------------------------------
 
 

@@ -49,8 +49,10 @@ document.getElementById("delete-post-button").addEventListener("click", async ()
 const section = document.getElementById("comments");
 const list = document.getElementById("comment-list");
 const commentForm = document.getElementById("comment-form");
+const replyFormTemplate = document.getElementById("reply-form-template");
 const DATE_FORMAT = new Intl.DateTimeFormat("en-US", { month: "long", day: "numeric", year: "numeric" });
 
+// The count of top-level comments (the API's `total`); replies are counted under their comment.
 function setCount(delta) {
   const total = Number(section.dataset.total) + delta;
   section.dataset.total = total;
@@ -68,12 +70,14 @@ function element(tag, attributes = {}, text = null) {
 
 /** The same markup as templates/_comment.html. */
 function commentItem(comment) {
+  const reply = comment.parent_id !== null;
   const item = element("li", {
-    class: "comment",
+    class: reply ? "comment reply" : "comment",
     id: `comment-${comment.id}`,
     "data-comment-id": comment.id,
     "data-author-id": comment.author.id,
   });
+  if (reply) item.dataset.parentId = comment.parent_id;
   const meta = element("div", { class: "comment-meta" });
   meta.append(
     element("img", { class: "avatar avatar-sm", src: comment.author.image_path, alt: "", width: 32, height: 32 }),
@@ -81,36 +85,83 @@ function commentItem(comment) {
     element("time", { datetime: new Date(comment.date_posted).toISOString() }, DATE_FORMAT.format(new Date(comment.date_posted))),
   );
   item.append(meta, element("p", { class: "comment-content" }, comment.content));
+  if (!reply) {
+    item.append(
+      element("ol", {
+        class: "comment-list comment-replies",
+        id: `replies-${comment.id}`,
+        "aria-label": `Replies to ${comment.author.username}`,
+      }),
+    );
+  }
   return item;
 }
 
-/** Edit (its author) and Delete (its author or the post's) on one comment. */
+/** Reply (on a top-level comment), Edit (its author) and Delete (its author or the post's). */
 function addControls(item, user) {
   const mine = String(user.id) === item.dataset.authorId;
-  if (!mine && String(user.id) !== article.dataset.authorId) return;
+  const isReply = "parentId" in item.dataset;
   const id = item.dataset.commentId;
-  const text = item.querySelector(".comment-content");
+  const text = item.querySelector(":scope > .comment-content");
   const actions = element("div", { class: "comment-actions" });
   const problem = element("p", { class: "form-error", role: "alert", hidden: "" });
+  if (!isReply) {
+    const reply = element("button", { type: "button", class: "link-button", "aria-expanded": "false" }, "Reply");
+    reply.addEventListener("click", () => openReplyForm(item, reply, user));
+    actions.append(reply);
+  }
   if (mine) {
     const edit = element("button", { type: "button", class: "link-button" }, "Edit");
     edit.addEventListener("click", () => openEditor(item, text, actions));
     actions.append(edit);
   }
-  const remove = element("button", { type: "button", class: "link-button danger" }, "Delete");
-  remove.addEventListener("click", async () => {
-    if (!window.confirm("Delete this comment?")) return;
-    try {
-      await api(`/api/comments/${id}`, { method: "DELETE" });
-      item.remove();
-      setCount(-1);
-    } catch (failure) {
-      problem.textContent = failure.message;
-      problem.hidden = false;
-    }
+  if (mine || String(user.id) === article.dataset.authorId) {
+    const remove = element("button", { type: "button", class: "link-button danger" }, "Delete");
+    remove.addEventListener("click", async () => {
+      const question = isReply ? "Delete this reply?" : "Delete this comment and its replies?";
+      if (!window.confirm(question)) return;
+      try {
+        await api(`/api/comments/${id}`, { method: "DELETE" });
+        item.remove(); // its replies go with it, as on the server
+        if (!isReply) setCount(-1);
+      } catch (failure) {
+        problem.textContent = failure.message;
+        problem.hidden = false;
+      }
+    });
+    actions.append(remove);
+  }
+  text.after(actions, problem);
+}
+
+/** The small form under a comment's replies; a new reply joins them. */
+function openReplyForm(item, button, user) {
+  const open = item.querySelector(":scope > .reply-form");
+  if (open) {
+    open.elements.content.focus();
+    return;
+  }
+  const id = item.dataset.commentId;
+  const form = replyFormTemplate.content.firstElementChild.cloneNode(true);
+  const area = form.elements.content;
+  area.id = `reply-content-${id}`;
+  form.querySelector("label").htmlFor = area.id;
+  const close = () => {
+    form.remove();
+    button.setAttribute("aria-expanded", "false");
+  };
+  form.querySelector("[data-cancel]").addEventListener("click", close);
+  onSubmit(form, async ({ content }) => {
+    const json = { content, parent_id: Number(id) };
+    const reply = await api(`/api/posts/${postId}/comments`, { method: "POST", json });
+    const added = commentItem(reply);
+    document.getElementById(`replies-${reply.parent_id}`).append(added);
+    addControls(added, user);
+    close();
   });
-  actions.append(remove);
-  item.append(actions, problem);
+  item.querySelector(":scope > .comment-replies").after(form);
+  button.setAttribute("aria-expanded", "true");
+  area.focus();
 }
 
 function openEditor(item, text, actions) {
@@ -164,3 +215,5 @@ if (user) {
     commentForm.reset();
   });
 }
+// Set once the comments' controls are in place, or known to be none (the page is settled).
+section.dataset.signedIn = String(Boolean(user));

@@ -26,9 +26,9 @@ from routers.posts import (
     PageStart,
     PostReadDep,
     fetch_headlines,
-    is_public,
     fetch_posts_page,
     fetch_search_page,
+    is_public,
     page_offset,
     start_at,
 )

@@ -1,9 +1,14 @@
 """Zero setup: with no DATABASE_URL the app runs its own PostgreSQL and migrates it."""
 
+import fcntl
+import json
 import os
+import pty
+import shutil
 import signal
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -15,7 +20,7 @@ from sqlalchemy import create_engine, inspect
 
 import database
 from config import Settings, settings
-from embedded_postgres import forget_exited_processes, start_embedded_postgres
+from embedded_postgres import forget_exited_processes, start_embedded_postgres, stop_when_gone
 from tests.conftest import free_port
 
 
@@ -42,7 +47,6 @@ def test_embedded_postgres_starts_under_data_dir_and_migrates(no_database_config
 # --- Stopping: the server goes when the last process that uses it does -----------------------
 
 ROOT = Path(__file__).parent.parent
-FASTAPI = Path(sys.executable).parent / "fastapi"
 START_SECONDS = 120  # a first start creates the database; a busy machine is slow to import
 STOP_SECONDS = 60
 
@@ -61,6 +65,14 @@ def assert_no_server_on(data_dir: Path) -> None:
     assert postgres_processes_on(data_dir) == []
 
 
+def wait_until_stopped(data_dir: Path) -> None:
+    """Until the server on `data_dir` has stopped (its watchdog stops it once the last process
+    using it is gone); then nothing of it is left running."""
+    _gone, alive = psutil.wait_procs(postgres_processes_on(data_dir), timeout=STOP_SECONDS)
+    assert alive == [], f"still running {STOP_SECONDS} s later: {alive}"
+    assert_no_server_on(data_dir)
+
+
 def test_a_user_that_died_without_leaving_does_not_keep_the_server_running(tmp_path):
     data_dir = (tmp_path / "postgres").resolve()
     server, _url = start_embedded_postgres(data_dir)
@@ -76,25 +88,85 @@ def test_a_user_that_died_without_leaving_does_not_keep_the_server_running(tmp_p
     assert_no_server_on(data_dir)
 
 
-class DevServer:
-    """`fastapi dev` with nothing configured, in its own process group as a terminal runs it."""
+def test_the_watchdog_stops_the_server_once_no_process_uses_it(tmp_path):
+    data_dir = (tmp_path / "postgres").resolve()
+    server, url = start_embedded_postgres(data_dir)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=STOP_SECONDS)
+    users = server.global_process_id_list
+    users.put([gone.pid, *users.get()])  # it joined, then was killed by a signal
 
-    def __init__(self, workdir: Path, data_dir: Path):
+    stop_when_gone(gone.pid, data_dir)  # what that process's watchdog does once it is gone
+    assert users.get() == [os.getpid()]  # this process still uses the server: it runs
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        engine.dispose()
+
+    users.put([gone.pid])  # as if this process too had been killed before its exit hooks
+    stop_when_gone(gone.pid, data_dir)
+    assert users.get() == []
+    assert_no_server_on(data_dir)
+
+
+def uv() -> str:
+    """The uv that runs this suite (`uv run` tells its commands where it is), else the PATH's."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    assert found, "the README's commands need uv, found neither in UV nor on the PATH"
+    return found
+
+
+# What a clone of the project holds beyond the app, and the local state of a checkout.
+LEFT_OUT = shutil.ignore_patterns(
+    ".git", "tests", "bench", ".venv", "uv.lock", ".env", ".data", "media", "mutants",
+    "__pycache__", ".*_cache", ".coverage*", "htmlcov", "test-artifacts",
+)  # fmt: skip
+
+
+def copy_of_the_project(folder: Path) -> Path:
+    """The app's files in `folder`: a fresh checkout of it, where nothing is configured."""
+    shutil.copytree(ROOT, folder, ignore=LEFT_OUT)
+    return folder
+
+
+def take_the_terminal() -> None:
+    """In the child, which leads a new session: make its stdin, a pseudo-terminal, its
+    controlling terminal; its process group is then that terminal's foreground group."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class DevServer:
+    """The README's `uv run fastapi dev` in a copy of the project, with nothing configured
+    (the app is found through `[tool.fastapi]` in the copy's pyproject.toml), as a terminal
+    runs it: a session of its own whose controlling terminal is a pseudo-terminal of the
+    test's. uv runs it in this suite's environment as it is."""
+
+    def __init__(self, project: Path):
         self.port = free_port()
-        self.log = workdir / f"fastapi-{self.port}.log"
+        self.log = project.parent / f"fastapi-{self.port}.log"
+        # No setting, no activated environment (as in a terminal), no xdist worker's marks.
         unset = {name.upper() for name in Settings.model_fields} | {"TEST_DATABASE_URL"}
-        env = {name: value for name, value in os.environ.items() if name not in unset}
-        env["DATA_DIR"] = str(data_dir)
-        command = [str(FASTAPI), "dev", str(ROOT / "main.py"), "--host", "127.0.0.1"]
-        with self.log.open("wb") as log:  # cwd without a .env: nothing configured there either
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in unset and "XDIST" not in name and name != "VIRTUAL_ENV"
+        }
+        env |= {"UV_PROJECT_ENVIRONMENT": sys.prefix, "UV_NO_SYNC": "1"}
+        self.terminal, tty = pty.openpty()
+        with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [*command, "--port", str(self.port)],
-                cwd=workdir,
+                [uv(), "run", "fastapi", "dev", "--port", str(self.port)],
+                cwd=project,
                 env=env,
+                stdin=tty,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=take_the_terminal,
             )
+        os.close(tty)
 
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_SECONDS
@@ -110,31 +182,34 @@ class DevServer:
         raise AssertionError(f"fastapi dev not ready in {START_SECONDS} s:\n{self.output()}")
 
     def interrupt(self) -> int:
-        """Ctrl+C in a terminal: SIGINT to the whole process group; the exit code."""
-        os.killpg(self.process.pid, signal.SIGINT)
+        """Ctrl+C: the terminal sends SIGINT to its foreground process group (uv, fastapi's
+        reloader and its worker); the exit code."""
+        os.write(self.terminal, b"\x03")
         return self.process.wait(timeout=STOP_SECONDS)
 
     def kill(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=STOP_SECONDS)
+        os.close(self.terminal)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
 
 def test_ctrl_c_on_fastapi_dev_stops_the_embedded_server(tmp_path):
-    data_dir = (tmp_path / "data").resolve()
-    pgdata = data_dir / "postgres"
+    project = copy_of_the_project(tmp_path / "blog")
+    pgdata = project / ".data" / "postgres"
     try:
         for _start in ("first", "second on the same data folder"):
-            app = DevServer(tmp_path, data_dir)
+            app = DevServer(project)
             try:
                 app.wait_until_ready()
                 assert app.interrupt() == 0, app.output()
             finally:
                 app.kill()
-            assert_no_server_on(pgdata)
+            wait_until_stopped(pgdata)
+            assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
     finally:  # never leave a server behind, even when an assertion failed
         for process in postgres_processes_on(pgdata):
             process.kill()

@@ -11,13 +11,30 @@ The classic pattern:
 The database is TEST_DATABASE_URL when set, else an embedded PostgreSQL in a temporary folder.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 # --- Environment, before any app import ------------------------------------------------------
 _scratch = Path(tempfile.mkdtemp(prefix="blog-tests-"))
 _embedded = None
+
+
+def remove_scratch(owner: int = os.getpid()) -> None:
+    """At exit, however the run ended (a usage error never reaches pytest_unconfigure): stop
+    the embedded server and remove the folder with its data. Not in a forked copy of this
+    process (mutmut's sessions), which leaves them to this one."""
+    if os.getpid() != owner:
+        return
+    if _embedded is not None:
+        _embedded.cleanup()
+    shutil.rmtree(_scratch, ignore_errors=True)
+
+
+atexit.register(remove_scratch)
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 if not TEST_DATABASE_URL:
     from embedded_postgres import start_embedded_postgres
@@ -52,7 +69,6 @@ os.environ.update(
 )
 
 import logging  # noqa: E402
-import shutil  # noqa: E402
 import socket  # noqa: E402
 from collections.abc import AsyncIterator  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
@@ -106,12 +122,6 @@ def pytest_configure(config):
         if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             Path(folder).mkdir(parents=True, exist_ok=True)
         Path(os.environ["MEDIA_DIR"]).mkdir(parents=True, exist_ok=True)
-
-
-def pytest_unconfigure(config):
-    if _embedded is not None:
-        _embedded.cleanup()
-    shutil.rmtree(_scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

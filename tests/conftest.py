@@ -9,6 +9,8 @@ The classic pattern:
   nothing else: the public reads take their connection from it (database.get_read_db).
 
 The database is TEST_DATABASE_URL when set, else an embedded PostgreSQL in a temporary folder.
+The whole suite runs on a pytest-xdist worker per core, each on a copy of that database
+(tests/parallel.py); a file or a test runs in one process, on that database itself.
 """
 
 import atexit
@@ -16,6 +18,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("tests.parallel")  # a plugin of this conftest (pytest_plugins)
+from tests import parallel  # noqa: E402
 
 # --- Environment, before any app import ------------------------------------------------------
 _scratch = Path(tempfile.mkdtemp(prefix="blog-tests-"))
@@ -40,6 +47,9 @@ if not TEST_DATABASE_URL:
     from embedded_postgres import start_embedded_postgres
 
     _embedded, TEST_DATABASE_URL = start_embedded_postgres(_scratch / "postgres")
+    # xdist's workers, and the pytest runs that tests start, use this server too.
+    os.environ["TEST_DATABASE_URL"] = TEST_DATABASE_URL
+TEST_DATABASE_URL = parallel.own_database_url(TEST_DATABASE_URL)  # a worker's copy, under xdist
 
 TEST_BUCKET = "test-bucket"
 os.environ.update(
@@ -77,7 +87,6 @@ from io import BytesIO  # noqa: E402
 from typing import Any  # noqa: E402
 
 import boto3  # noqa: E402
-import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -97,7 +106,8 @@ from main import app  # noqa: E402
 from ratelimit import limiter  # noqa: E402
 from routers.health import get_probe_engine, make_probe_engine  # noqa: E402
 
-pytest_plugins = ["anyio"]
+# tests.parallel: a worker per core for the whole suite, one process for a part of it.
+pytest_plugins = ["anyio", "tests.parallel"]
 
 # One INFO line per test request, formatted and captured three times, doubles the cost of a call.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -147,13 +157,16 @@ async def count_rows(conn: AsyncConnection) -> dict[str, int]:
 async def engine():
     engine = create_async_engine(TEST_DATABASE_URL, poolclass=NullPool)
     ROWS_LEFT_BEHIND.clear()  # a second session in one process starts afresh
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.drop_all)
-        await conn.run_sync(Base.metadata.create_all)
+    own_copy = parallel.WORKER is not None  # made with the tables, dropped at the end
+    if not own_copy:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+            await conn.run_sync(Base.metadata.create_all)
     yield engine
     async with engine.begin() as conn:
         ROWS_LEFT_BEHIND.update(await count_rows(conn))
-        await conn.run_sync(Base.metadata.drop_all)
+        if not own_copy:
+            await conn.run_sync(Base.metadata.drop_all)
     await engine.dispose()
 
 
@@ -170,9 +183,19 @@ def pytest_runtest_logreport(report):
 @pytest.hookimpl(trylast=True)  # after the session fixtures' teardown, even when stopped early
 def pytest_sessionfinish(session):
     """A row some test left behind fails the run: a later test (in any order) could see it."""
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: its controller decides
+        session.config.workeroutput["rows_left_behind"] = ROWS_LEFT_BEHIND
+        return
     failing = ROWS_LEFT_BEHIND or (SKIPPED and os.environ.get("FAIL_ON_SKIP") == "1")
     if failing and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """An xdist worker is done: the rows its tests left behind count for the run."""
+    for table, rows in getattr(node, "workeroutput", {}).get("rows_left_behind", {}).items():
+        ROWS_LEFT_BEHIND[table] = ROWS_LEFT_BEHIND.get(table, 0) + rows
 
 
 def pytest_terminal_summary(terminalreporter):

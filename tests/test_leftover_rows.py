@@ -18,6 +18,16 @@ from tests.conftest import TEST_DATABASE_URL
 
 ROOT = Path(__file__).parent.parent
 
+
+def environment(**settings: str) -> dict[str, str]:
+    """The environment of a pytest run of the test's own: this one's, with `settings` on top,
+    less an xdist worker's marks (that run would take this worker's database for its own).
+    Plugins load only when the conftest asks for them: the schemathesis and hypothesis ones,
+    which such a run has no addopts to turn off, take a second to load."""
+    inherited = {name: value for name, value in os.environ.items() if "XDIST" not in name}
+    return {**inherited, "PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **settings}
+
+
 LEAKING_TESTS = """
 import pytest
 from sqlalchemy import insert
@@ -60,7 +70,7 @@ def own_database_url():
 def test_a_row_left_behind_fails_the_run_and_names_its_table(own_database_url, tmp_path):
     (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F403\n")
     (tmp_path / "test_leaks.py").write_text(LEAKING_TESTS)
-    env = {**os.environ, "TEST_DATABASE_URL": own_database_url, "PYTHONPATH": str(ROOT)}
+    env = environment(TEST_DATABASE_URL=own_database_url)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
 
     run = subprocess.run(
@@ -93,7 +103,7 @@ def test_a_skipped_test_fails_the_run_only_when_fail_on_skip_is_set(
     it; on a developer's machine the skip is reported with its reason."""
     (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F403\n")
     (tmp_path / "test_skips.py").write_text(SKIPPING_TESTS)
-    env = {**os.environ, "FAIL_ON_SKIP": fail_on_skip, "PYTHONPATH": str(ROOT)}
+    env = environment(FAIL_ON_SKIP=fail_on_skip)
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:randomly"]
 
     run = subprocess.run(

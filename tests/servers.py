@@ -29,17 +29,30 @@ START_DEADLINE_SECONDS = 90  # two workers import the app at once on a busy 2-co
 
 
 class Server:
-    """A running uvicorn: its base URL and the log it writes (stdout and stderr together)."""
+    """A running uvicorn: its base URL and the log it writes (stdout and stderr together).
 
-    def __init__(self, url: str, log: Path, process: anyio.abc.Process):
-        self.url, self.log, self.process = url, log, process
+    `log_lines` and `wait_for_log` read the log from `start` on (a byte offset): from the
+    beginning, or for a view made by `from_now`, from the moment the view was made.
+    """
+
+    def __init__(self, url: str, log: Path, process: anyio.abc.Process, start: int = 0):
+        self.url, self.log, self.process, self.start = url, log, process, start
+
+    def from_now(self) -> "Server":
+        """The same server, its log read from here on: a test's part of a shared server's."""
+        return Server(self.url, self.log, self.process, self.log.stat().st_size)
+
+    def log_text(self) -> str:
+        with self.log.open("rb") as log:
+            log.seek(self.start)
+            return log.read().decode(errors="replace")
 
     def log_lines(self) -> list[str]:
-        return self.log.read_text().splitlines()
+        return self.log_text().splitlines()
 
     async def wait_for_log(self, text: str, seconds: float = 30) -> None:
         """Until the server has logged `text` (its lines are written by another process)."""
-        await wait_until(lambda: text in self.log.read_text(), seconds)
+        await wait_until(lambda: text in self.log_text(), seconds)
 
 
 async def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:

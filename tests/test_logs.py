@@ -131,11 +131,21 @@ def test_json_lines_stay_one_line_with_a_multiline_message_and_a_traceback():
     assert "ValueError: first\nsecond" in entry["exception"]
 
 
-@pytest.fixture
-async def json_server(engine, tmp_path):
-    """The app under uvicorn with LOG_FORMAT=json and its access log on."""
-    async with uvicorn_app({"LOG_FORMAT": "json"}, tmp_path) as server:
+@pytest.fixture(scope="module")
+async def json_server_process(engine, tmp_path_factory):
+    """The app under uvicorn with LOG_FORMAT=json and its access log on, for this module."""
+    async with uvicorn_app({"LOG_FORMAT": "json"}, tmp_path_factory.mktemp("json")) as server:
         yield server
+
+
+@pytest.fixture
+async def json_server(json_server_process, engine):
+    """That server, its log from this test on, which begins as a server's own start does:
+    with the answer to a GET /health."""
+    server = json_server_process.from_now()
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        assert (await client.get("/health")).status_code == 200
+    yield server
     async with engine.begin() as connection:  # the server committed for real
         await connection.execute(text("DELETE FROM users WHERE email = :email"),
                                  {"email": LOG_SERVER_USER})  # fmt: skip

@@ -52,9 +52,11 @@ class Ran:
         return sum(n for query, n in self.ran[server].items() if all(w in query for w in words))
 
 
-@pytest.fixture
-async def replicated(tmp_path):
-    """The app on a primary and its standby: (HTTP client, primary, standby)."""
+@pytest.fixture(scope="module")
+async def replicated(tmp_path_factory):
+    """The app on a primary and its standby: (HTTP client, primary, standby), for this module
+    (each test writes as users of its own, and counts the statements that run meanwhile)."""
+    tmp_path = tmp_path_factory.mktemp("replica")
     with primary_and_standby() as (primary, standby):
         await anyio.to_thread.run_sync(upgrade_to_head, primary.url())
         url = primary.url(driver="postgresql")

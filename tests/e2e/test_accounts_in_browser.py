@@ -26,7 +26,7 @@ def test_registration_errors_show_as_readable_messages_next_to_their_fields(page
     existing = create_user(api)
     page.goto("/register")
     page.get_by_label("Username").fill("")
-    page.get_by_label("Email").fill("not-an-email")
+    page.get_by_label("Email", exact=True).fill("not-an-email")
     page.get_by_label("Password").fill("short")
     page.get_by_role("button", name="Create account").click()
 
@@ -45,7 +45,7 @@ def test_registration_errors_show_as_readable_messages_next_to_their_fields(page
     shot(page, "register-errors")
 
     page.get_by_label("Username").fill(existing.username.upper())
-    page.get_by_label("Email").fill("someone-new@example.com")
+    page.get_by_label("Email", exact=True).fill("someone-new@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("alert").filter(has_text="Username")).to_have_text(
@@ -96,7 +96,7 @@ def test_forgotten_password_is_reset_from_the_mailed_link_and_the_new_one_logs_i
     user = create_user(api)
     page.goto("/login")
     page.get_by_role("link", name="Forgot your password?").click()
-    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Email", exact=True).fill(user.email)
     shot(page, "forgot-password")
     page.get_by_role("button", name="Send reset link").click()
     expect(page.get_by_role("status")).to_have_text(re.compile("If an account exists"))
@@ -123,7 +123,7 @@ def test_forgotten_password_is_reset_from_the_mailed_link_and_the_new_one_logs_i
     page.get_by_role("button", name="Set new password").click()
     expect(page).to_have_url(f"{live_server}/login?notice=password-reset")
 
-    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Email", exact=True).fill(user.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_have_text("Incorrect email or password")
@@ -175,7 +175,7 @@ def test_account_page_saves_the_profile_and_a_new_password_asks_to_log_in_again(
     expect(page.locator("#nav-username")).to_have_text(renamed)
 
     moved = f"moved-{user.email}"
-    page.get_by_label("Email").fill(moved)
+    page.get_by_label("Email", exact=True).fill(moved)
     page.get_by_role("button", name="Save profile").click()
     expect(page.get_by_role("alert").filter(has_text="password")).to_have_text(
         "Current password is incorrect"
@@ -213,7 +213,7 @@ def test_deleting_the_account_logs_out_and_its_posts_are_gone(page: Page, api, l
     post = create_post(api, user, "Soon gone")
     log_in(page, user.email)
     page.goto("/account")
-    expect(page.get_by_label("Email")).to_have_value(user.email)
+    expect(page.get_by_label("Email", exact=True)).to_have_value(user.email)
     page.once("dialog", lambda confirm: confirm.accept())
     page.get_by_role("button", name="Delete account").click()
     expect(page).to_have_url(f"{live_server}/?notice=account-deleted")

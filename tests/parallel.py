@@ -12,8 +12,9 @@ one process. A plugin of tests/conftest.py.
   long module at the end while the others idle.
 - A part of the suite (a file, a test, `-k`, `--lf`...) runs in one process on the suite's
   database itself: a worker would cost more to start than it saves (each imports the app and
-  collects every test). It passes when its tests pass, whatever its coverage. `-n` on the
-  command line spreads it over workers all the same.
+  collects every test). It passes when its tests pass, whatever its coverage, which it does
+  not measure unless `--cov-report` asks for a report. `-n` on the command line spreads it
+  over workers all the same.
 
 The suite's database is TEST_DATABASE_URL's (tests/conftest.py sets it to the embedded server's
 when it starts one, so that the workers use that server too).
@@ -93,8 +94,14 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if not asked_for_workers(config):
         config.option.numprocesses = 0  # xdist then runs every test in this process
     coverage = config.pluginmanager.get_plugin("_cov")  # pytest-cov, unless --no-cov
-    if coverage is not None:
-        coverage.options.cov_fail_under = None  # the threshold is the whole suite's
+    if coverage is None:
+        return
+    coverage.options.cov_fail_under = None  # the threshold is the whole suite's
+    if not any(str(arg).startswith("--cov-report") for arg in config.invocation_params.args):
+        # Nor its measure (asked for, it runs as usual): tracing every line doubles the cost
+        # of the tests it measures, and of the imports of the app before them.
+        coverage.cov_controller.pause()
+        coverage.options.no_cov = True
 
 
 # --- The databases ---------------------------------------------------------------------------

@@ -51,9 +51,11 @@ def picture(size: tuple[int, int], image_format: str) -> bytes:
 PICTURES = [picture((40, 30), "PNG"), picture((30, 40), "JPEG"), picture((16, 16), "GIF")]
 
 
-@schemathesis.hook("flatmap_body").apply_to(
-    method="PATCH", path="/api/users/{user_id}/picture"
-).apply_to(method="POST", path="/api/posts/images")
+@(
+    schemathesis.hook("flatmap_body")
+    .apply_to(method="PATCH", path="/api/users/{user_id}/picture")
+    .apply_to(method="POST", path="/api/posts/images")
+)
 def with_a_real_picture(context, body):
     # Only over a file's contents: a negative case whose `file` is no longer text or bytes (an
     # object, a number) must stay one.

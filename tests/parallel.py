@@ -93,8 +93,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         return
     if not asked_for_workers(config):
         config.option.numprocesses = 0  # xdist then runs every test in this process
-    coverage = config.pluginmanager.get_plugin("_cov")  # pytest-cov, unless --no-cov
-    if coverage is None:
+    coverage = config.pluginmanager.get_plugin("_cov")  # pytest-cov
+    if coverage is None or coverage.cov_controller is None:  # --no-cov
         return
     coverage.options.cov_fail_under = None  # the threshold is the whole suite's
     if not any(str(arg).startswith("--cov-report") for arg in config.invocation_params.args):

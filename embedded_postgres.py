@@ -89,20 +89,31 @@ def watch_over(server: PostgresServer) -> None:
 
 
 def stop_when_gone(pid: int, data_dir: Path) -> None:
-    """The watchdog's work: wait for process `pid` to end, then take the exited processes off
-    the server's list and, if none is left, stop the server (a fast shutdown, as pgserver's
-    own `pg_ctl stop`). Under pgserver's lock, so a process joining meanwhile (the next worker
-    of `fastapi dev --reload`) either counts as a user or finds the server stopped and starts
-    it again."""
+    """The watchdog's work: once process `pid` has ended, stop the server if no process uses
+    it any more (`stop_if_unused`)."""
+    joined = running_postmaster(data_dir)
     wait_for_exit(pid)
+    stop_if_unused(data_dir, joined)
+
+
+def stop_if_unused(data_dir: Path, joined: psutil.Process | None) -> None:
+    """Take the exited processes off the server's list and, if none is left, stop the server
+    (a fast shutdown, as pgserver's own `pg_ctl stop`). Under pgserver's lock, so a process
+    joining meanwhile (the next worker of `fastapi dev --reload`) either counts as a user or
+    finds the server stopped and starts it again. A data folder removed meanwhile (a copy of
+    the project's, a test's) leaves its server to serve nobody: `joined`, the server that
+    ran when the watchdog started, is stopped."""
     with PostgresServer._lock:
         users = DiskList(data_dir / ".handle_pids.json")  # what pgserver keeps there
-        if not users.path.exists():  # the folder is gone (a test's), or nobody ever joined
-            return
-        alive = [user for user in users.get() if _is_running(user)]
-        users.put(alive)
-        if not alive:
-            _stop_postmaster(data_dir)
+        if users.path.exists():
+            alive = [user for user in users.get() if _is_running(user)]
+            users.put(alive)
+            if alive:
+                return
+        postmaster = running_postmaster(data_dir) or joined
+        if postmaster is not None and postmaster.is_running():  # the same, not a pid reused
+            stop_postmaster(postmaster)
+            logger.info("Embedded PostgreSQL in %s stopped: no process uses it", data_dir)
 
 
 def wait_for_exit(pid: int) -> None:
@@ -121,20 +132,24 @@ def wait_for_exit(pid: int) -> None:
             psutil.Process(pid).wait()
 
 
-def _stop_postmaster(data_dir: Path) -> None:
-    """A fast shutdown of the server running on `data_dir`, if one is (SIGINT to the postmaster,
-    whose pid is the first line of `postmaster.pid`); waits until it has stopped."""
+def running_postmaster(data_dir: Path) -> psutil.Process | None:
+    """The server running on `data_dir` (its pid is the first line of `postmaster.pid`)."""
     try:
         postmaster = psutil.Process(int((data_dir / "postmaster.pid").read_text().split()[0]))
-        if postmaster.name() != "postgres":
-            return  # a stale file, and its pid now names another program
+        return postmaster if postmaster.name() == "postgres" else None  # else a pid reused
+    except (FileNotFoundError, IndexError, ValueError, psutil.NoSuchProcess):
+        return None
+
+
+def stop_postmaster(postmaster: psutil.Process) -> None:
+    """A fast shutdown (SIGINT to the postmaster); waits until it has stopped."""
+    try:
         postmaster.send_signal(signal.SIGINT)
         postmaster.wait(STOP_SECONDS)
-    except (FileNotFoundError, IndexError, ValueError, psutil.NoSuchProcess):
-        return  # not running
+    except psutil.NoSuchProcess:
+        pass
     except psutil.TimeoutExpired:
         postmaster.kill()
-    logger.info("Embedded PostgreSQL in %s stopped: the last process using it is gone", data_dir)
 
 
 def _is_running(pid: int) -> bool:

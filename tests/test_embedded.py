@@ -20,7 +20,12 @@ from sqlalchemy import create_engine, inspect
 
 import database
 from config import Settings, settings
-from embedded_postgres import forget_exited_processes, start_embedded_postgres, stop_when_gone
+from embedded_postgres import (
+    forget_exited_processes,
+    running_postmaster,
+    start_embedded_postgres,
+    stop_if_unused,
+)
 from tests.conftest import free_port
 
 
@@ -91,12 +96,13 @@ def test_a_user_that_died_without_leaving_does_not_keep_the_server_running(tmp_p
 def test_the_watchdog_stops_the_server_once_no_process_uses_it(tmp_path):
     data_dir = (tmp_path / "postgres").resolve()
     server, url = start_embedded_postgres(data_dir)
+    joined = running_postmaster(data_dir)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(timeout=STOP_SECONDS)
     users = server.global_process_id_list
     users.put([gone.pid, *users.get()])  # it joined, then was killed by a signal
 
-    stop_when_gone(gone.pid, data_dir)  # what that process's watchdog does once it is gone
+    stop_if_unused(data_dir, joined)  # what that process's watchdog does once it is gone
     assert users.get() == [os.getpid()]  # this process still uses the server: it runs
     engine = create_engine(url)
     try:
@@ -106,9 +112,22 @@ def test_the_watchdog_stops_the_server_once_no_process_uses_it(tmp_path):
         engine.dispose()
 
     users.put([gone.pid])  # as if this process too had been killed before its exit hooks
-    stop_when_gone(gone.pid, data_dir)
+    stop_if_unused(data_dir, joined)
     assert users.get() == []
     assert_no_server_on(data_dir)
+
+
+def test_the_watchdog_stops_the_server_of_a_data_folder_removed_meanwhile(tmp_path):
+    """Its server then serves nobody: the one that ran when the watchdog started is stopped
+    (here a stand-in, which a postmaster's SIGINT ends as it ends the postmaster)."""
+    stand_in = subprocess.Popen(["sleep", "60"])
+    process = psutil.Process(stand_in.pid)
+    try:
+        stop_if_unused(tmp_path / "removed", process)  # which waits for it to end
+        assert not process.is_running()
+    finally:
+        if process.is_running():
+            stand_in.kill()
 
 
 def uv() -> str:

@@ -77,6 +77,9 @@ os.environ.update(
         "ARGON2_PARALLELISM": "1",
     }
 )
+# The app's metrics go to a folder of this process's own (metrics.py), not to the one that the
+# process starting this one made and left in the environment (xdist's controller, for a worker).
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 import logging  # noqa: E402
 import socket  # noqa: E402

@@ -128,6 +128,7 @@ def test_author_opening_their_draft_page_sees_it_marked_as_a_draft_others_a_404(
 
     stranger = create_user(api)
     page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/\?notice=logged-out$"))  # landed: no race with it
     log_in(page, stranger.email)
     response = page.goto(f"/posts/{draft['id']}")
     assert response is not None and response.status == 404

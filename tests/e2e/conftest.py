@@ -3,8 +3,16 @@
 The app runs against its own database (the test server's database name plus `_e2e`), built by
 the Alembic migrations, with pictures on local disk and reset mails sent by plain SMTP to an
 aiosmtpd server on loopback that the tests read. Nothing here leaves 127.0.0.1.
+
+Playwright is in the `e2e` dependency group, which `uv run` does not install unless asked
+(`uv run --group e2e pytest -m e2e tests/e2e`). Without it, each test module here is collected
+as one stand-in test marked e2e, without importing it: the suite's own run deselects them, and a
+run that selects one stops at once with a usage error that gives that command.
 """
 
+from __future__ import annotations
+
+import importlib.util
 import logging
 import os
 import queue
@@ -22,10 +30,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from alembic import command
 from alembic.config import Config
-from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
+if PLAYWRIGHT:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +52,50 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 STARTUP_SECONDS = 30
+WITHOUT_PLAYWRIGHT = (
+    "Playwright is not installed (it is in the `e2e` dependency group): run the browser tests "
+    "with `uv run --group e2e pytest -m e2e tests/e2e`"
+)
 
-expect.set_options(timeout=10_000)
+if PLAYWRIGHT:
+    expect.set_options(timeout=10_000)
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# --- Without Playwright ----------------------------------------------------------------------
+
+
+class NeedsPlaywright(pytest.Item):
+    """A test module's stand-in where Playwright is not installed; a run never gets to it."""
+
+    def runtest(self) -> None:
+        raise pytest.UsageError(WITHOUT_PLAYWRIGHT)
+
+
+class UnimportedModule(pytest.File):
+    """A test module collected without importing it: one stand-in, marked e2e like its tests."""
+
+    def collect(self) -> Iterator[NeedsPlaywright]:
+        stand_in = NeedsPlaywright.from_parent(self, name="needs_playwright")
+        stand_in.add_marker(pytest.mark.e2e)
+        yield stand_in
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.File | None:
+    if PLAYWRIGHT:
+        return None
+    return UnimportedModule.from_parent(parent, path=module_path)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A run that keeps a stand-in (`-m e2e`) stops here, before any test runs."""
+    if any(isinstance(item, NeedsPlaywright) for item in session.items):
+        raise pytest.UsageError(WITHOUT_PLAYWRIGHT)
 
 
 # --- Database --------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """Account mail (password reset, email verification, email changed): plain text and HTML from
 Jinja templates, sent over SMTP with aiosmtplib.
 
-`queue_mail` stores a mail's job in PostgreSQL (jobs.py); the queue's worker sends it
-(`deliver_mail`), retrying until the SMTP server takes it. Without MAIL_SERVER, in development
-only, the mail is logged instead, so a developer can finish the flow locally (production
-refuses to start without MAIL_SERVER).
+A route calls `send_password_reset_email` (or another `send_...`) with its session before it
+commits: the mail's job is stored in PostgreSQL in the same transaction (jobs.py), and the
+queue's worker sends it (`deliver_mail`), retrying until the SMTP server takes it. Without
+MAIL_SERVER, in development only, the mail is logged instead, so a developer can finish the
+flow locally (production refuses to start without MAIL_SERVER).
 """
 
-import contextlib
 import logging
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -16,6 +16,7 @@ from typing import Any
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import settings
 
@@ -73,12 +74,14 @@ def log_unsent_link(what: str, to_email: str, subject: str, link: str) -> None:
     )
 
 
-async def send_password_reset_email(to_email: str, username: str, token: str) -> None:
-    """Runs as a background task: failures are logged, never raised to the client."""
+async def send_password_reset_email(
+    db: AsyncSession | None, *, to_email: str, username: str, token: str
+) -> None:
+    """Queue the reset mail in `db`'s transaction: it goes out once that commits."""
     if not settings.mail_server:
         log_unsent_link("password reset mail", to_email, RESET_SUBJECT, reset_link(token))
         return
-    await send_now(build_password_reset_email(to_email, username, token), "password reset mail")
+    await queue_mail(db, "password_reset", to_email=to_email, username=username, token=token)
 
 
 VERIFY_SUBJECT = "Verify your email address"
@@ -98,23 +101,19 @@ def build_verification_email(to_email: str, username: str, token: str) -> EmailM
     return build_email(to_email, VERIFY_SUBJECT, "verify_email", context)
 
 
-async def send_verification_email(to_email: str, username: str, token: str) -> None:
-    """Mail the link that proves `to_email` is the user's: after registering, after an email
-    change, or asked for again. Runs as a background task: failures are logged, never raised."""
+async def send_verification_email(
+    db: AsyncSession | None, *, to_email: str, username: str, token: str
+) -> None:
+    """Queue the link that proves `to_email` is the user's (after registering, after an email
+    change, or asked for again) in `db`'s transaction: it goes out once that commits."""
     if not settings.mail_server:
         log_unsent_link("verification mail", to_email, VERIFY_SUBJECT, verification_link(token))
         return
-    await send_now(build_verification_email(to_email, username, token), "verification mail")
+    await queue_mail(db, "verification", to_email=to_email, username=username, token=token)
 
 
 class MailNotSent(Exception):
     """The SMTP server did not take the mail: the queue runs the job again later."""
-
-
-async def send_now(message: EmailMessage, what: str) -> None:
-    """Send at once; a failure is logged (by `deliver`), never raised."""
-    with contextlib.suppress(MailNotSent):
-        await deliver(message, what)
 
 
 async def deliver(message: EmailMessage, what: str) -> None:
@@ -156,13 +155,15 @@ def build_email_changed_notice(
 
 
 async def send_email_changed_notice(
-    to_email: str, username: str, new_email: str, pending: bool = False
+    db: AsyncSession | None,
+    *,
+    to_email: str,
+    username: str,
+    new_email: str,
+    pending: bool = False,
 ) -> None:
     """Tell the old address that the account's email changed (or, `pending`, is about to), so a
-    hijack does not go unseen.
-
-    Runs as a background task: failures are logged, never raised to the client.
-    """
+    hijack does not go unseen; queued in `db`'s transaction, as the other mails."""
     if not settings.mail_server:
         message = build_email_changed_notice(to_email, username, new_email, pending)
         logger.info(
@@ -171,8 +172,13 @@ async def send_email_changed_notice(
             message["Subject"],
         )
         return
-    await send_now(
-        build_email_changed_notice(to_email, username, new_email, pending), "email change notice"
+    await queue_mail(
+        db,
+        "email_changed",
+        to_email=to_email,
+        username=username,
+        new_email=new_email,
+        pending=pending,
     )
 
 
@@ -184,12 +190,13 @@ MAILS: dict[str, tuple[Callable[..., EmailMessage], str]] = {
 }
 
 
-async def queue_mail(kind: str, **fields: Any) -> None:
-    """Store the mail's job in PostgreSQL (committed on return): it is sent even if this
-    process dies the moment after, or the SMTP server is down for a while."""
+async def queue_mail(db: AsyncSession | None, kind: str, **fields: Any) -> None:
+    """Store the mail's job in PostgreSQL, in `db`'s transaction (None: committed on return):
+    once committed, it is sent even if this process dies the moment after, or the SMTP server
+    is down for a while."""
     import jobs  # jobs.py's task calls `deliver_mail`, here
 
-    await jobs.defer_mail(kind, fields)
+    await jobs.defer_mail(db, kind, fields)
 
 
 async def deliver_mail(kind: str, fields: dict[str, Any]) -> None:

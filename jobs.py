@@ -23,11 +23,14 @@ from typing import Any
 import procrastinate
 import psycopg_pool
 from procrastinate.jobs import Job
+from procrastinate.schema import SchemaManager
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 import email_utils
 from config import settings
-from database import DATABASE_URL
+from database import DATABASE_URL, Base
 
 logger = logging.getLogger(__name__)
 
@@ -128,9 +131,51 @@ async def recover_stalled_jobs(app: procrastinate.App, seconds_since_heartbeat: 
     return len(stalled)
 
 
-async def defer_mail(kind: str, fields: dict[str, Any]) -> int:
-    """Queue a mail (committed when this returns); the job's id."""
-    return await send_mail.defer_async(kind=kind, fields=fields)
+async def defer_mail(db: AsyncSession | None, kind: str, fields: dict[str, Any]) -> int:
+    """Queue a mail; the job's id. In `db`'s transaction: the job is committed with the rows
+    that cause it (a reset token), or rolled back with them. Without `db`, on a connection of
+    the queue's own, committed when this returns."""
+    if db is None:
+        return await send_mail.defer_async(kind=kind, fields=fields)
+    async with queue_search_path(db) as connection:
+        driver_connection = (await connection.get_raw_connection()).driver_connection
+        return await send_mail.configure(connection=driver_connection).defer_async(
+            kind=kind, fields=fields
+        )
+
+
+# For the rest of the transaction only.
+SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")
+
+
+@contextlib.asynccontextmanager
+async def queue_search_path(db: AsyncSession) -> AsyncIterator[AsyncConnection]:
+    """`db`'s connection with the queue's schema first on its search path, inside the block:
+    procrastinate's statements, functions and triggers name their objects without it."""
+    connection = await db.connection()
+    path = await connection.scalar(text("SELECT current_setting('search_path')"))
+    await connection.execute(SET_SEARCH_PATH, {"path": f"{SCHEMA}, {path}"})
+    try:
+        yield connection
+    finally:
+        await connection.execute(SET_SEARCH_PATH, {"path": path})
+
+
+@event.listens_for(Base.metadata, "after_create")
+def create_queue_schema(target: object, connection: Connection, **kw: object) -> None:
+    """`Base.metadata.create_all` (a test database) makes the queue's schema too, as the
+    migration does, so a mail can be queued there; `drop_all` drops it."""
+    if connection.scalar(text(f"SELECT to_regclass('{SCHEMA}.procrastinate_jobs')")) is None:
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+        path = connection.scalar(text("SELECT current_setting('search_path')"))
+        connection.execute(SET_SEARCH_PATH, {"path": SCHEMA})
+        connection.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
+        connection.execute(SET_SEARCH_PATH, {"path": path})
+
+
+@event.listens_for(Base.metadata, "after_drop")
+def drop_queue_schema(target: object, connection: Connection, **kw: object) -> None:
+    connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import (
     APIRouter,
-    BackgroundTasks,
     Depends,
     HTTPException,
     UploadFile,
@@ -233,7 +232,7 @@ async def ensure_unclaimed(db: AsyncSession, username: str, email: str) -> None:
     responses=errors(400, 413, 429),
     dependencies=[Depends(register_limit)],
 )
-async def create_user(data: UserCreate, db: SessionDep, background: BackgroundTasks) -> models.User:
+async def create_user(data: UserCreate, db: SessionDep) -> models.User:
     """Register a new account; a link to verify its email is mailed to it."""
     email = data.email.lower()
     await ensure_unclaimed(db, data.username, email)
@@ -249,10 +248,8 @@ async def create_user(data: UserCreate, db: SessionDep, background: BackgroundTa
     db.add(user)
     await commit_user(db)
     token = await issue_verification_token(db, user.id, user.email)
+    await send_verification_email(db, to_email=user.email, username=user.username, token=token)
     await db.commit()
-    background.add_task(
-        send_verification_email, to_email=user.email, username=user.username, token=token
-    )
     return user
 
 
@@ -304,15 +301,16 @@ async def change_password(
     responses=errors(400, 413, 429),
     dependencies=[Depends(password_reset_limit)],
 )
-async def forgot_password(
-    data: ForgotPassword, background: BackgroundTasks, db: SessionDep
-) -> MessageResponse:
+async def forgot_password(data: ForgotPassword, db: SessionDep) -> MessageResponse:
     """Mail a single-use reset link; answers the same whether or not the account exists."""
     await password_reset_account_limit.hit(account_key(data.email))
     token = secrets.token_urlsafe(32)
     account = await replace_reset_token(db, data.email, token)
-    # Scheduled on both paths: the answer's timing tells nothing about the account.
-    background.add_task(mail_reset_link, account=account, token=token)
+    if account is not None:  # queued with the token: both are committed, or neither
+        await send_password_reset_email(
+            db, to_email=account.email, username=account.username, token=token
+        )
+    await db.commit()
     return MessageResponse(message=Message.RESET_REQUESTED)
 
 
@@ -353,16 +351,7 @@ async def replace_reset_token(db: AsyncSession, email: str, token: str) -> Accou
         INSERT_RESET_TOKEN,
         {"user_id": user_id, "token_hash": hash_reset_token(token), "expires_at": expires_at},
     )
-    await db.commit()
     return account
-
-
-async def mail_reset_link(account: Account | None, token: str) -> None:
-    """The background half of forgot-password: the mail, when there is an account."""
-    if account is not None:
-        await send_password_reset_email(
-            to_email=account.email, username=account.username, token=token
-        )
 
 
 @router.post(
@@ -440,7 +429,6 @@ async def update_user(
     user: UserDep,
     current: CurrentUser,
     db: SessionDep,
-    background: BackgroundTasks,
 ) -> models.User:
     """Change your username and/or email; a new email needs `current_password`. With
     EMAIL_VERIFICATION_REQUIRED the new email waits in `pending_email` until its link is used."""
@@ -469,18 +457,12 @@ async def update_user(
         token = await issue_verification_token(db, user.id, new_email)
     for name, value in changes.items():
         setattr(user, name, value)
+    if token is not None:  # both mails queued with the change itself
+        await send_email_changed_notice(
+            db, to_email=old_email, username=user.username, new_email=new_email, pending=pending
+        )
+        await send_verification_email(db, to_email=new_email, username=user.username, token=token)
     await commit_user(db)
-    if token is not None:
-        background.add_task(
-            send_email_changed_notice,
-            to_email=old_email,
-            username=user.username,
-            new_email=new_email,
-            **({"pending": True} if pending else {}),
-        )
-        background.add_task(
-            send_verification_email, to_email=new_email, username=user.username, token=token
-        )
     return user
 
 

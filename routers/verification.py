@@ -8,7 +8,7 @@ which tests patch as they patch the reset mail.
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,9 +91,7 @@ async def verify_email(data: VerifyEmail, db: SessionDep) -> MessageResponse:
     responses=errors(400, 401, 429),
     dependencies=[Depends(verification_email_limit)],
 )
-async def send_verification_email_again(
-    user: CurrentUser, db: SessionDep, background: BackgroundTasks
-) -> MessageResponse:
+async def send_verification_email_again(user: CurrentUser, db: SessionDep) -> MessageResponse:
     """Mail a new verification link: to the address waiting to become your email, if there is
     one, else to your email; the links mailed before stop working."""
     from routers import users  # it imports this module, so it is looked up once both are loaded
@@ -104,8 +102,6 @@ async def send_verification_email_again(
         await db.rollback()
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.EMAIL_ALREADY_VERIFIED)
     token = await issue_verification_token(db, user.id, to_email)
+    await users.send_verification_email(db, to_email=to_email, username=user.username, token=token)
     await db.commit()
-    background.add_task(
-        users.send_verification_email, to_email=to_email, username=user.username, token=token
-    )
     return MessageResponse(message=Message.VERIFICATION_SENT)

@@ -93,7 +93,7 @@ import boto3  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from PIL import Image  # noqa: E402
-from sqlalchemy import delete, func, select  # noqa: E402
+from sqlalchemy import delete, func, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import (  # noqa: E402
     AsyncConnection,
     AsyncEngine,
@@ -103,6 +103,8 @@ from sqlalchemy.ext.asyncio import (  # noqa: E402
 )
 from sqlalchemy.pool import NullPool  # noqa: E402
 
+import email_utils  # noqa: E402
+import jobs  # noqa: E402
 import models  # noqa: E402
 from database import Base, get_db, make_sessionmaker  # noqa: E402
 from main import app  # noqa: E402
@@ -367,6 +369,31 @@ async def create_test_post(
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+QUEUED_MAILS = text(
+    "SELECT id, args FROM procrastinate.procrastinate_jobs"
+    " WHERE task_name = 'send_mail' AND status = 'todo' ORDER BY id"
+)
+
+
+async def queued_mails(session: AsyncSession) -> list[tuple[str, dict]]:
+    """The mails queued in this test's transaction, oldest first: (kind, fields) each."""
+    rows = (await session.execute(QUEUED_MAILS)).all()
+    return [(args["kind"], args["fields"]) for _, args in rows]
+
+
+async def deliver_queued_mails(session: AsyncSession) -> int:
+    """Send the mails that requests queued in this test's transaction, as the queue's worker
+    does once they are committed (its own connections cannot see them before); how many."""
+    rows = (await session.execute(QUEUED_MAILS)).all()
+    for job_id, args in rows:
+        await email_utils.deliver_mail(args["kind"], args["fields"])
+        async with jobs.queue_search_path(session) as connection:  # for its triggers
+            await connection.execute(
+                text("DELETE FROM procrastinate.procrastinate_jobs WHERE id = :id"), {"id": job_id}
+            )
+    return len(rows)
 
 
 def body_of(message: EmailMessage, kind: str) -> str:

@@ -86,7 +86,8 @@ async def uvicorn_app(
         await wait_for_workers(server, workers)
         yield server
     finally:
-        process.terminate()
+        if process.returncode is None:  # not killed by the test
+            process.terminate()
         with anyio.move_on_after(20):
             await process.wait()
         if process.returncode is None:

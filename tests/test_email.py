@@ -9,7 +9,7 @@ from aiosmtpd.controller import Controller
 
 import email_utils
 from config import settings
-from tests.conftest import body_of, free_port
+from tests.conftest import body_of, deliver_queued_mails, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -61,13 +61,18 @@ def test_reset_mail_escapes_the_username_in_html():
 
 async def test_without_mail_server_the_mail_is_logged(caplog):
     with caplog.at_level(logging.INFO, logger="email_utils"):
-        await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+        await email_utils.send_password_reset_email(
+            None, to_email="alice@example.com", username="alice", token=TOKEN
+        )
     assert "alice@example.com" in caplog.text
     assert LINK in caplog.text
 
 
+RESET_FIELDS = {"to_email": "alice@example.com", "username": "alice", "token": TOKEN}
+
+
 async def test_mail_is_delivered_over_smtp(smtp_sink):
-    await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+    await email_utils.deliver_mail("password_reset", RESET_FIELDS)
     [envelope] = smtp_sink.messages
     assert envelope.rcpt_tos == ["alice@example.com"]
     message = message_from_bytes(envelope.content, policy=policy.default)
@@ -75,21 +80,23 @@ async def test_mail_is_delivered_over_smtp(smtp_sink):
     assert LINK in body_of(message, "plain")
 
 
-async def test_smtp_failure_is_logged_not_raised(monkeypatch, caplog):
+async def test_smtp_failure_is_logged_and_raised_for_the_queue_to_retry(monkeypatch, caplog):
     monkeypatch.setattr(settings, "mail_server", "127.0.0.1")
     monkeypatch.setattr(settings, "mail_port", 9)  # discard port: nothing listens here
     monkeypatch.setattr(settings, "mail_use_tls", False)
-    await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+    with pytest.raises(email_utils.MailNotSent):
+        await email_utils.deliver_mail("password_reset", RESET_FIELDS)
     assert "Could not send password reset mail to alice@example.com" in caplog.text
 
 
-async def test_forgot_password_mail_arrives_end_to_end(client, smtp_sink):
+async def test_forgot_password_mail_arrives_end_to_end(client, db_session, smtp_sink):
     await client.post(
         "/api/users",
         json={"username": "alice", "email": "alice@example.com", "password": "long enough pw"},
     )
     response = await client.post("/api/users/forgot-password", json={"email": "alice@example.com"})
     assert response.status_code == 202
+    assert await deliver_queued_mails(db_session) == 2
     mails = [message_from_bytes(e.content, policy=policy.default) for e in smtp_sink.messages]
     # The registration's verification mail came first.
     assert [mail["Subject"] for mail in mails] == [
@@ -128,7 +135,9 @@ def test_verification_mail_escapes_the_username_in_html():
 
 async def test_without_mail_server_the_verification_mail_is_logged_in_development(caplog):
     with caplog.at_level(logging.INFO, logger="email_utils"):
-        await email_utils.send_verification_email("alice@example.com", "alice", TOKEN)
+        await email_utils.send_verification_email(
+            None, to_email="alice@example.com", username="alice", token=TOKEN
+        )
     assert "verification mail not sent" in caplog.text
     assert "alice@example.com" in caplog.text
     assert VERIFY_LINK in caplog.text
@@ -139,13 +148,15 @@ async def test_without_mail_server_outside_development_no_verification_link_is_l
 ):
     monkeypatch.setattr(settings, "environment", "production")
     with caplog.at_level(logging.INFO, logger="email_utils"):
-        await email_utils.send_verification_email("alice@example.com", "alice", TOKEN)
+        await email_utils.send_verification_email(
+            None, to_email="alice@example.com", username="alice", token=TOKEN
+        )
     assert "verification mail to alice@example.com not sent" in caplog.text
     assert TOKEN not in caplog.text
 
 
 async def test_verification_mail_is_delivered_over_smtp(smtp_sink):
-    await email_utils.send_verification_email("alice@example.com", "alice", TOKEN)
+    await email_utils.deliver_mail("verification", RESET_FIELDS)
     [envelope] = smtp_sink.messages
     assert envelope.rcpt_tos == ["alice@example.com"]
     message = message_from_bytes(envelope.content, policy=policy.default)
@@ -166,9 +177,12 @@ def test_a_waiting_change_notice_says_the_old_address_still_holds_the_account():
     assert done["Subject"] == email_utils.EMAIL_CHANGED_SUBJECT
 
 
-async def test_registration_mail_arrives_and_its_link_verifies_end_to_end(client, smtp_sink):
+async def test_registration_mail_arrives_and_its_link_verifies_end_to_end(
+    client, db_session, smtp_sink
+):
     account = {"username": "alice", "email": "alice@example.com", "password": "long enough pw"}
     assert (await client.post("/api/users", json=account)).status_code == 201
+    assert await deliver_queued_mails(db_session) == 1
     [envelope] = smtp_sink.messages
     assert envelope.rcpt_tos == ["alice@example.com"]
     text = body_of(message_from_bytes(envelope.content, policy=policy.default), "plain")

@@ -21,6 +21,7 @@ import routers.users
 import storage
 from config import settings
 from database import Base, get_db, make_engine
+from email_utils import MailNotSent, deliver_mail
 from embedded_postgres import start_embedded_postgres
 from main import app
 from schemas import Detail, Message
@@ -29,6 +30,7 @@ from tests.conftest import (
     bucket_keys,
     create_test_user,
     free_port,
+    queued_mails,
     serve_app_from,
     upload_picture,
 )
@@ -192,21 +194,23 @@ async def test_s3_endpoint_end_to_end_and_503_once_it_stops(
 # --- SMTP down -------------------------------------------------------------------------------
 
 
-async def test_forgot_password_with_smtp_down_still_answers_202_and_logs(
-    client, monkeypatch, caplog
+async def test_forgot_password_with_smtp_down_still_answers_202_with_the_mail_queued(
+    client, db_session, monkeypatch, caplog
 ):
     await create_test_user(client, "alice")
     monkeypatch.setattr(settings, "mail_server", "127.0.0.1")
     monkeypatch.setattr(settings, "mail_port", free_port())  # nothing listens there
     monkeypatch.setattr(settings, "mail_use_tls", False)
 
-    with caplog.at_level(logging.ERROR, logger="email_utils"):
-        response = await client.post(
-            "/api/users/forgot-password", json={"email": "alice@example.com"}
-        )
+    response = await client.post("/api/users/forgot-password", json={"email": "alice@example.com"})
 
     assert response.status_code == 202
     assert response.json() == {"message": Message.RESET_REQUESTED}
+    [(kind, fields)] = await queued_mails(db_session)
+    assert (kind, fields["to_email"]) == ("password_reset", "alice@example.com")
+    # The queue's worker tries it, logs the failure and keeps the job for a retry.
+    with caplog.at_level(logging.ERROR, logger="email_utils"), pytest.raises(MailNotSent):
+        await deliver_mail(kind, fields)
     assert "Could not send password reset mail to alice@example.com" in caplog.text
 
 

@@ -9,17 +9,17 @@ import threading
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
-from procrastinate.schema import SchemaManager
 from procrastinate.utils import utcnow
 
 import email_utils
 import jobs
 from config import settings
 from tests.conftest import TEST_DATABASE_URL, body_of, free_port
-from tests.servers import wait_until
+from tests.servers import uvicorn_app, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -69,19 +69,8 @@ def due_now() -> None:
     sql("UPDATE procrastinate_jobs SET scheduled_at = now() WHERE status = 'todo'")
 
 
-@pytest.fixture(scope="module")
-def queue_schema():
-    """procrastinate's schema in the test database, as the migration makes it; gone after."""
-    sql(f"DROP SCHEMA IF EXISTS {jobs.SCHEMA} CASCADE; CREATE SCHEMA {jobs.SCHEMA}")
-    with psycopg.connect(jobs.libpq_url(TEST_DATABASE_URL), autocommit=True) as conn:
-        conn.execute(f"SET search_path TO {jobs.SCHEMA}")
-        conn.execute(SchemaManager.get_schema())
-    yield
-    sql(f"DROP SCHEMA {jobs.SCHEMA} CASCADE")
-
-
 @pytest.fixture
-async def queue(queue_schema):
+async def queue(engine):
     """The app's queue, open, empty before and after the test."""
     sql("DELETE FROM procrastinate.procrastinate_jobs")
     async with jobs.app.open_async():
@@ -124,10 +113,10 @@ async def test_a_queued_mail_waits_while_smtp_is_down_and_is_sent_once_it_is_up(
     queue, smtp_settings
 ):
     await email_utils.queue_mail(
-        "verification", to_email="alice@example.com", username="alice", token="v"
+        None, "verification", to_email="alice@example.com", username="alice", token="v"
     )
     await email_utils.queue_mail(
-        "password_reset", to_email="alice@example.com", username="alice", token="r"
+        None, "password_reset", to_email="alice@example.com", username="alice", token="r"
     )
     assert [status for _, status, _, _ in jobs_table()] == ["todo", "todo"]
 
@@ -159,7 +148,7 @@ async def test_a_failed_mail_is_retried_with_a_growing_wait_and_given_up_after_m
 ):
     monkeypatch.setattr(settings, "mail_max_attempts", 2)
     await email_utils.queue_mail(
-        "password_reset", to_email="alice@example.com", username="alice", token="t"
+        None, "password_reset", to_email="alice@example.com", username="alice", token="t"
     )
     await run_queue_until_empty()
     [(_, status, attempts, _)] = jobs_table()
@@ -178,7 +167,7 @@ async def test_two_workers_send_each_mail_once(queue, smtp_settings):
     try:
         for address in recipients:
             await email_utils.queue_mail(
-                "verification", to_email=address, username=address.split("@")[0], token="t"
+                None, "verification", to_email=address, username=address.split("@")[0], token="t"
             )
         import anyio
 
@@ -209,7 +198,7 @@ async def test_a_worker_killed_mid_job_leaves_the_job_to_run_again(queue, smtp_s
     process = worker_process(smtp_settings)
     try:
         await email_utils.queue_mail(
-            "password_reset", to_email="alice@example.com", username="alice", token="t"
+            None, "password_reset", to_email="alice@example.com", username="alice", token="t"
         )
         await wait_until(inbox.holding.is_set)  # the worker is sending it
         process.send_signal(signal.SIGKILL)
@@ -239,7 +228,7 @@ async def test_ctrl_c_stops_the_worker_cleanly_and_the_job_in_flight_is_sent(que
     try:
         await wait_until(lambda: bool(sql("SELECT 1 FROM procrastinate.procrastinate_workers")))
         await email_utils.queue_mail(
-            "password_reset", to_email="alice@example.com", username="alice", token="t"
+            None, "password_reset", to_email="alice@example.com", username="alice", token="t"
         )
         await wait_until(lambda: bool(inbox.messages))
         process.send_signal(signal.SIGINT)
@@ -257,7 +246,11 @@ async def test_ctrl_c_stops_the_worker_cleanly_and_the_job_in_flight_is_sent(que
 
 async def test_a_job_logged_by_the_worker_never_shows_the_link_token(queue, smtp_settings, caplog):
     await email_utils.queue_mail(
-        "password_reset", to_email="alice@example.com", username="alice", token="secret-token-value"
+        None,
+        "password_reset",
+        to_email="alice@example.com",
+        username="alice",
+        token="secret-token-value",
     )
     with caplog.at_level("INFO"):
         await run_queue_until_empty()
@@ -268,3 +261,44 @@ async def test_a_job_logged_by_the_worker_never_shows_the_link_token(queue, smtp
 def test_the_queue_connects_with_libpq_spelling_of_the_app_database():
     url = "postgresql+psycopg://blog:s%40cret@db.example.com:5432/blog"
     assert jobs.libpq_url(url) == "postgresql://blog:s%40cret@db.example.com:5432/blog"
+
+
+async def test_a_reset_asked_while_smtp_is_down_survives_the_app_killed_and_is_mailed_once_up(
+    queue, smtp_settings, tmp_path
+):
+    """The SPEC's case end to end over HTTP: SMTP down, the app killed right after the 202,
+    SMTP up, the app started again: its in-app worker sends the mail, once."""
+    env = {"MAIL_SERVER": MAIL_HOST, "MAIL_PORT": str(smtp_settings), "MAIL_USE_TLS": "false"}
+    account = {"username": "queued", "email": "queued@example.com", "password": "long enough pw"}
+    try:
+        async with uvicorn_app(env, tmp_path) as server:
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                assert (await http.post("/api/users", json=account)).status_code == 201
+                forgot = await http.post(
+                    "/api/users/forgot-password", json={"email": account["email"]}
+                )
+                assert forgot.status_code == 202
+            server.process.kill()
+            await server.process.wait()
+        # Both queued: waiting for a retry, or held by the worker that was killed mid-send
+        # until a worker's periodic check (after STALLED_AFTER_SECONDS) puts them back.
+        assert len(jobs_table()) == 2
+        await jobs.recover_stalled_jobs(queue, seconds_since_heartbeat=0)
+        assert [status for _, status, _, _ in jobs_table()] == ["todo", "todo"]
+
+        inbox = Inbox()
+        controller = start_sink(smtp_settings, inbox)
+        try:
+            due_now()  # their first retry's wait is over
+            async with uvicorn_app(env, tmp_path):
+                await wait_until(lambda: len(inbox.messages) == 2, seconds=60)
+                await wait_until(lambda: jobs_table() == [])  # done, and the rows gone
+        finally:
+            controller.stop()
+    finally:
+        sql("DELETE FROM public.users WHERE username = 'queued'")
+
+    assert sorted(mail["Subject"] for mail in inbox.mails()) == sorted(
+        [email_utils.VERIFY_SUBJECT, email_utils.RESET_SUBJECT]
+    )
+    assert all(mail["To"] == account["email"] for mail in inbox.mails())

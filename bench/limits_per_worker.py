@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 from redis import Redis
-from run import DEFAULT_SERVER, PROJECT_DIR, fresh_database, uvicorn
+from runner import DEFAULT_SERVER, PROJECT_DIR, fresh_database, uvicorn
 
 PASSWORD = "a password for the limits"
 EMAIL = "limits@example.com"

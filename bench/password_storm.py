@@ -13,7 +13,7 @@ refusal still costs the worker a little: that is the proxy's `limit_conn`/`limit
 
 Both with rate limits on (the per-user and per-client limits refuse most of the storm) and
 off (only PASSWORD_HASH_PER_ACCOUNT stands between the storm and the shared hash queue). The
-app runs with pwdlib's real argon2 parameters. Same database handling as run.py.
+app runs with pwdlib's real argon2 parameters. Same database handling as run.py (runner.py).
 """
 
 import argparse
@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # noqa: E402  (run.py is this folder's shared runner)
+from runner import (  # noqa: E402  (this folder's shared runner)
     DEFAULT_SERVER,
     PASSWORD,
     PROJECT_DIR,

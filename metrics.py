@@ -15,6 +15,8 @@ Series (labels are the route template, never the raw path, so ids cannot multipl
 - `db_connections_in_use{pool}`: connections checked out of the write and read pools
 - `password_hashes_waiting`: argon2 hashes queued behind the running ones
 - `rate_limit_refusals_total{scope}`: 429s, per limit
+- `jobs_waiting`, `jobs_running`, `jobs_failed`, `jobs_waiting_to_retry` (waiting after a
+  failed run): the job queue's rows (jobs.py), counted at each scrape, whichever worker answers
 
 With METRICS_TOKEN set, a scrape must bring it (`Authorization: Bearer <token>`); unset, the
 route answers whoever reaches the app, and the proxy in front denies it to the public.
@@ -22,6 +24,7 @@ route answers whoever reaches the app, and the proxy in front denies it to the p
 
 import atexit
 import hmac
+import logging
 import multiprocessing
 import os
 import shutil
@@ -29,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
@@ -41,6 +45,8 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,6 +55,8 @@ import auth
 import database
 from config import settings
 from schemas import Detail
+
+logger = logging.getLogger(__name__)
 
 # Requests whose path matches no route (404s, slash redirects) share this one label.
 UNMATCHED = "unmatched"
@@ -242,9 +250,61 @@ def scrape_allowed(authorization: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.encode("latin-1"), expected)
 
 
+# The queue's rows by state; the waiting ones that failed before wait for a retry.
+COUNT_JOBS = text(
+    "SELECT count(*) FILTER (WHERE status = 'todo'),"
+    " count(*) FILTER (WHERE status = 'doing'),"
+    " count(*) FILTER (WHERE status = 'failed'),"
+    " count(*) FILTER (WHERE status = 'todo' AND attempts > 0)"
+    " FROM procrastinate.procrastinate_jobs"
+)
+JOB_SERIES = (
+    ("jobs_waiting", "Jobs in the queue waiting to run"),
+    ("jobs_running", "Jobs a worker is running"),
+    ("jobs_failed", "Jobs given up on after their last attempt"),
+    ("jobs_waiting_to_retry", "Waiting jobs that failed before and wait for their retry"),
+)
+JOB_COUNT_SECONDS = 2  # a scrape answers without them rather than wait on a slow database
+
+
+async def job_families() -> list[Metric]:
+    """The queue's counts as gauges, read from the database now; none when it cannot answer
+    (a scrape while the database is down still shows the rest)."""
+    try:
+        with anyio.fail_after(JOB_COUNT_SECONDS):
+            async with database.engine.connect() as connection:
+                counts = (await connection.execute(COUNT_JOBS)).one()
+    except Exception:
+        logger.warning("The job counts were left out of /metrics", exc_info=True)
+        return []
+    return [
+        GaugeMetricFamily(name, documentation, value=count)
+        for (name, documentation), count in zip(JOB_SERIES, counts, strict=True)
+    ]
+
+
+class Families:
+    """A collector that gives the families it was made with."""
+
+    def __init__(self, families: list[Metric]):
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+def render(extra: list[Metric]) -> bytes:
+    """Every worker's series, added up from their files, and `extra`."""
+    sample_gauges()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated
+    registry.register(Families(extra))
+    return generate_latest(registry)
+
+
 @router.get("/metrics")
-def metrics(request: Request) -> Response:
-    """Every worker's series, in Prometheus' text format (a plain `def`: it reads files)."""
+async def metrics(request: Request) -> Response:
+    """Every worker's series and the job queue's, in Prometheus' text format."""
     if not scrape_allowed(request.headers.get("authorization")):
         # Answered here, not raised: the error handlers render paths outside /api as HTML.
         return JSONResponse(
@@ -252,7 +312,5 @@ def metrics(request: Request) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    sample_gauges()
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    body = await anyio.to_thread.run_sync(render, await job_families())  # render reads files
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from procrastinate.utils import utcnow
+from prometheus_client.parser import text_string_to_metric_families
 
 import email_utils
 import jobs
@@ -302,3 +303,32 @@ async def test_a_reset_asked_while_smtp_is_down_survives_the_app_killed_and_is_m
         [email_utils.VERIFY_SUBJECT, email_utils.RESET_SUBJECT]
     )
     assert all(mail["To"] == account["email"] for mail in inbox.mails())
+
+
+async def test_metrics_show_the_jobs_waiting_running_failed_and_waiting_to_retry(
+    queue, smtp_settings, client
+):
+    for token in ("a", "b"):
+        await email_utils.queue_mail(
+            None, "password_reset", to_email="alice@example.com", username="alice", token=token
+        )
+    await run_queue_until_empty()  # SMTP is down: both failed once and wait for a retry
+    await email_utils.queue_mail(
+        None, "verification", to_email="bob@example.com", username="bob", token="c"
+    )
+    [failed, *_] = jobs_table()
+    sql("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s", failed[0])
+
+    scrape = (await client.get("/metrics")).text
+
+    values = {
+        family.name: family.samples[0].value
+        for family in text_string_to_metric_families(scrape)
+        if family.name.startswith("jobs_")
+    }
+    assert values == {
+        "jobs_waiting": 2,
+        "jobs_running": 0,
+        "jobs_failed": 1,
+        "jobs_waiting_to_retry": 1,
+    }

@@ -134,7 +134,9 @@ async def test_reset_mail_without_mail_server_outside_development_logs_no_link(m
     monkeypatch.setattr(settings, "environment", "production")
     monkeypatch.setattr(settings, "mail_server", None)
     with caplog.at_level(logging.INFO, logger="email_utils"):
-        await email_utils.send_password_reset_email("alice@example.com", "alice", TOKEN)
+        await email_utils.send_password_reset_email(
+            None, to_email="alice@example.com", username="alice", token=TOKEN
+        )
     assert "not sent" in caplog.text
     assert TOKEN not in caplog.text
     assert "reset-password" not in caplog.text

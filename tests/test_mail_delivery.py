@@ -130,7 +130,9 @@ async def test_a_notice_that_cannot_be_sent_is_logged_by_name(inbox, caplog):
 
 async def test_without_mail_server_the_notice_log_line_has_recipient_and_subject(caplog):
     with caplog.at_level(logging.INFO, logger="email_utils"):
-        await email_utils.send_email_changed_notice(None, **NOTICE)
+        await email_utils.send_email_changed_notice(
+            None, to_email="old@example.com", username="alice", new_email="new@example.com"
+        )
 
     assert app_log(caplog) == [
         "MAIL_SERVER is not set; email change notice not sent. "

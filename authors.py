@@ -1,4 +1,5 @@
-"""Who writes here: the authors with a published post, whoever posted last first.
+"""Who writes here: the authors with a published post, whoever posted last first; and one
+user's profile as a viewer may see it.
 
 The /authors page's list (routers/pages.py), paged as the post lists are: after `skip` authors,
 or after the author a cursor names (cursors.py: the author's last post's date and the author's
@@ -9,13 +10,13 @@ drafts make nobody an author, and a suspended author is not listed.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, bindparam, func, select, tuple_
+from sqlalchemy import DateTime, Integer, bindparam, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 import models
 from config import settings
 from cursors import Position, cursor_key, encode_cursor
-from routers.posts import visible_to
+from routers.posts import sees_hidden, visible_to
 from schemas import UserPublic
 
 User, Post = models.User, models.Post
@@ -117,3 +118,23 @@ def author_cursor(author: Author) -> str:
     """Where the page after `author` starts."""
     position = Position(date_posted=author.last_posted, id=author.user.id)
     return encode_cursor(position, cursor_key(settings.jwt_secret))
+
+
+# A user's profile: a suspended user's only for editors and admins (permissions: "see_hidden").
+_PROFILE = select(
+    User.id, User.username, User.image_file, User.role, User.bio, User.created_at, User.suspended_at
+).where(User.id == bindparam("user_id"))
+PUBLIC_PROFILE = _PROFILE.where(User.suspended_at.is_(None))
+PROFILE_AS_VIEWER = _PROFILE.where(
+    or_(User.suspended_at.is_(None), sees_hidden(bindparam("viewer_id")))
+)
+
+
+async def read_profile(
+    db: AsyncConnection | AsyncSession, user_id: int, viewer_id: int | None
+) -> UserPublic | None:
+    """A user's profile if `viewer_id` may see it (None: the public): one query."""
+    statement = PUBLIC_PROFILE if viewer_id is None else PROFILE_AS_VIEWER
+    params = {"user_id": user_id, "viewer_id": viewer_id}
+    row = (await db.execute(statement, params)).first()
+    return None if row is None else UserPublic.model_validate(row)

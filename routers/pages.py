@@ -17,7 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
-from authors import fetch_authors_page
+from auth import ViewerId
+from authors import fetch_authors_page, read_profile
 from config import settings, site_url
 from content import highlighted
 from database import ReadDep
@@ -33,7 +34,7 @@ from routers.posts import (
     start_at,
 )
 from routers.tags import TagName, fetch_tag_counts
-from routers.users import PublicUserDep
+from routers.users import user_not_found
 from schemas import (
     COMMENTS_PER_PAGE,
     MAX_SKIP,
@@ -43,6 +44,7 @@ from schemas import (
     ResourceId,
     SearchWords,
     Skip,
+    UserPublic,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -274,16 +276,28 @@ async def search_page(request: Request, skip: PageSkip, db: ReadDep, q: str = ""
     return render(request, "search.html", context)
 
 
+async def read_author_or_404(user_id: ResourceId, viewer_id: ViewerId, db: ReadDep) -> UserPublic:
+    """The user whose page it is, as the viewer may see them: a suspended one, editors and
+    admins only (the viewer is read first: their reads then go to the primary)."""
+    user = await read_profile(db, user_id, viewer_id)
+    if user is None:
+        raise user_not_found()
+    return user
+
+
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)
 async def user_posts_page(
     request: Request,
     start: ListStart,
-    user: PublicUserDep,
+    user: Annotated[UserPublic, Depends(read_author_or_404)],
+    viewer_id: ViewerId,
     db: ReadDep,
 ) -> HTMLResponse:
-    """A user's posts, newest first."""
+    """A user's posts, newest first; a suspended user's, for editors and admins only."""
+    # An editor looking at a suspended user sees the posts the public does not: kept private.
+    seen_as = viewer_id if user.suspended else None
     page = await fetch_posts_page(
-        db, skip=start.skip, after=start.after, limit=None, user_id=user.id
+        db, skip=start.skip, after=start.after, limit=None, user_id=user.id, viewer_id=seen_as
     )
     return render(
         request,
@@ -294,6 +308,7 @@ async def user_posts_page(
             "posts_api": f"/api/users/{user.id}/posts",
             "list_url": f"/users/{user.id}/posts",
         },
+        headers={"Cache-Control": "private, no-store"} if user.suspended else None,
     )
 
 

@@ -1,5 +1,6 @@
 """Real servers for the tests that need processes: the app under uvicorn with its workers, a
-PostgreSQL primary with a streaming replica, a Redis.
+database of the test's own (empty, or built by the migrations), a PostgreSQL primary with a
+streaming replica, a Redis.
 
 Everything listens on a free port of 127.0.0.1, is waited for with a deadline, and is stopped
 (then killed, if it must be) when the `async with` block ends.
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -20,9 +22,13 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from alembic import command
+from alembic.config import Config
 from prometheus_client import multiprocess
+from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
-from tests.conftest import free_port
+from tests.conftest import TEST_DATABASE_URL, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 START_DEADLINE_SECONDS = 90  # two workers import the app at once on a busy 2-core machine
@@ -126,6 +132,45 @@ async def wait_for_workers(server: Server, workers: int) -> None:
             await anyio.sleep(0.1)
         async with httpx.AsyncClient(base_url=server.url) as client:
             assert (await client.get("/health")).status_code == 200
+
+
+# --- A database of the test's own ----------------------------------------------------------
+
+
+@contextmanager
+def own_database(label: str) -> Iterator[URL]:
+    """An empty database on the suite's server, named after the suite's and `label`; dropped at
+    the end, with whatever still holds a connection to it (a server the test started)."""
+    server = make_url(TEST_DATABASE_URL)
+    name = f"{server.database}_{label}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def alembic_config(url: URL) -> Config:
+    """The project's Alembic configuration, on `url`, leaving the test's logging alone."""
+    config = Config(str(PROJECT_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_DIR / "alembic"))
+    config.set_main_option(
+        "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
+    )
+    config.attributes["configure_logging"] = False
+    return config
+
+
+@contextmanager
+def migrated_database(label: str) -> Iterator[URL]:
+    """`own_database`, built by the migrations up to head, as a deployment's is."""
+    with own_database(label) as url:
+        command.upgrade(alembic_config(url), "head")
+        yield url
 
 
 # --- A PostgreSQL primary and its streaming replica ------------------------------------------

@@ -1,45 +1,23 @@
 """The Alembic migrations build exactly the schema `models.py` describes, and run both ways."""
 
-import uuid
 import warnings
-from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import create_engine, inspect, text
 
 import models  # noqa: F401  (registers the tables)
 from database import Base
-from tests.conftest import TEST_DATABASE_URL
-
-ROOT = Path(__file__).parent.parent
+from tests.servers import alembic_config, own_database
 
 
 @pytest.fixture
 def fresh_database_url():
     """An empty database on the test server, dropped afterwards."""
-    server = make_url(TEST_DATABASE_URL)
-    name = f"{server.database}_migrations_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.set(database=name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def alembic_config(url) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
-    config.set_main_option(
-        "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
-    )
-    config.attributes["configure_logging"] = False
-    return config
+    with own_database("migrations") as url:
+        yield url
 
 
 def schema_differences(url) -> list:
@@ -281,3 +259,133 @@ def test_migrations_and_models_compute_the_search_vector_alike(fresh_database_ur
     function, expression = migrated
     assert "IMMUTABLE" in function and "'english'::regconfig" in function
     assert expression == "post_search_vector(title, tags, content)"
+
+
+# --- The accounts migrations (a7c1e3f5b9d2, b8d2f4a6c0e3) on a database in use -----------------
+
+BEFORE_ACCOUNTS = "f1c3b5d7e9a2"  # sessions: the revision a7c1e3f5b9d2 (accounts) follows
+
+
+def insert_row(conn, table: str, **values) -> int:
+    """One row of `table`, with the columns the revision at hand has; its id."""
+    columns, params = ", ".join(values), ", ".join(f":{name}" for name in values)
+    statement = f"INSERT INTO {table} ({columns}) VALUES ({params}) RETURNING id"
+    return conn.scalar(text(statement), values)
+
+
+def insert_writer(conn, name: str) -> tuple[int, int]:
+    """A user with a published post, as the schema before the accounts migrations has them:
+    the user's id and the post's."""
+    user = insert_row(conn, "users", username=name, username_skeleton=name,
+                      email=f"{name}@example.com", password_hash="x")  # fmt: skip
+    post = insert_row(conn, "posts", title=f"By {name}", content="x", content_html="<p>x</p>",
+                      excerpt="x", reading_time_minutes=1, user_id=user)  # fmt: skip
+    return user, post
+
+
+def rows(engine, query: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(query))]
+
+
+def accounts_comments_and_posts(engine) -> tuple[list[tuple], ...]:
+    """What the accounts migrations added, row by row, oldest first."""
+    accounts = "SELECT username, email_verified, role, pending_email, suspended_at FROM users"
+    return (
+        rows(engine, f"{accounts} ORDER BY id"),
+        rows(engine, "SELECT content, status FROM comments ORDER BY id"),
+        rows(engine, "SELECT title, author_suspended FROM posts ORDER BY id"),
+    )
+
+
+def an_old_blog(config, engine) -> None:
+    """At the revision before the accounts migrations: two writers, comments under a post."""
+    command.upgrade(config, BEFORE_ACCOUNTS)
+    with engine.begin() as conn:
+        ada, post = insert_writer(conn, "ada")
+        bob, _ = insert_writer(conn, "bob")
+        for user, content in ((bob, "From Bob"), (ada, "From Ada")):
+            insert_row(conn, "comments", post_id=post, user_id=user, content=content)
+
+
+OLD_BLOG_MIGRATED = (
+    [("ada", True, "author", None, None), ("bob", True, "author", None, None)],
+    [("From Bob", "approved"), ("From Ada", "approved")],
+    [("By ada", False), ("By bob", False)],
+)
+
+
+def test_existing_accounts_become_verified_authors_and_comments_approved(fresh_database_url):
+    """They registered before verification existed, and everyone saw the comments already."""
+    config, engine = alembic_config(fresh_database_url), create_engine(fresh_database_url)
+    an_old_blog(config, engine)
+    command.upgrade(config, "head")
+    assert accounts_comments_and_posts(engine) == OLD_BLOG_MIGRATED
+    # An account made from now on has its address to prove.
+    with engine.begin() as conn:
+        insert_row(conn, "users", username="new", username_skeleton="new",
+                   email="new@example.com", password_hash="x")  # fmt: skip
+    accounts, _, _ = accounts_comments_and_posts(engine)
+    engine.dispose()
+    assert accounts[-1] == ("new", False, "author", None, None)
+
+
+def test_accounts_migrations_go_down_and_up_again_keeping_the_rows(fresh_database_url):
+    config, engine = alembic_config(fresh_database_url), create_engine(fresh_database_url)
+    an_old_blog(config, engine)
+    command.upgrade(config, "head")
+    command.downgrade(config, BEFORE_ACCOUNTS)
+    schema = inspect(engine)
+    assert {"email_verification_tokens", "comment_reports"}.isdisjoint(schema.get_table_names())
+    added = {"email_verified", "pending_email", "role", "suspended_at"}
+    assert added.isdisjoint(column["name"] for column in schema.get_columns("users"))
+    assert "status" not in {column["name"] for column in schema.get_columns("comments")}
+    assert "author_suspended" not in {column["name"] for column in schema.get_columns("posts")}
+    kept = rows(engine, "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM posts),"
+                        " (SELECT count(*) FROM comments)")  # fmt: skip
+    assert kept == [(2, 2, 2)]
+    command.upgrade(config, "head")
+    assert accounts_comments_and_posts(engine) == OLD_BLOG_MIGRATED
+    engine.dispose()
+    assert schema_differences(fresh_database_url) == []
+
+
+def test_posts_of_accounts_suspended_before_b8d2f4a6c0e3_are_flagged_by_it(fresh_database_url):
+    config, engine = alembic_config(fresh_database_url), create_engine(fresh_database_url)
+    command.upgrade(config, "a7c1e3f5b9d2")
+    with engine.begin() as conn:
+        insert_writer(conn, "kept")
+        suspended, _ = insert_writer(conn, "gone")
+        conn.execute(
+            text("UPDATE users SET suspended_at = now() WHERE id = :id"), {"id": suspended}
+        )
+    command.upgrade(config, "b8d2f4a6c0e3")
+    flags = rows(engine, "SELECT title, author_suspended FROM posts ORDER BY id")
+    engine.dispose()
+    assert flags == [("By kept", False), ("By gone", True)]
+    public = "WHERE (published AND (NOT author_suspended))"
+    assert public in index_definitions(fresh_database_url)["ix_posts_date_posted_id"]
+
+
+@pytest.mark.parametrize(
+    "held_back",
+    [
+        "UPDATE comments SET status = 'hidden' WHERE content = 'From Bob'",
+        "UPDATE comments SET status = 'pending' WHERE content = 'From Ada'",
+        "UPDATE users SET suspended_at = now() WHERE username = 'bob'",
+    ],
+)
+def test_accounts_downgrade_refuses_to_make_what_is_held_back_public(fresh_database_url, held_back):
+    """The old schema has no comment status and no suspension: a hidden or pending comment, or a
+    suspended account and all it wrote, would show to everyone."""
+    config, engine = alembic_config(fresh_database_url), create_engine(fresh_database_url)
+    an_old_blog(config, engine)
+    command.upgrade(config, "head")
+    with engine.begin() as conn:
+        conn.execute(text(held_back))
+    version = rows(engine, "SELECT version_num FROM alembic_version")
+    with pytest.raises(RuntimeError, match="would become public"):
+        command.downgrade(config, BEFORE_ACCOUNTS)
+    # Nothing went: the downgrade runs in one transaction.
+    assert rows(engine, "SELECT version_num FROM alembic_version") == version
+    engine.dispose()

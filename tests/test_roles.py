@@ -245,6 +245,44 @@ async def test_a_suspended_users_comments_leave_the_comment_counts(client, admin
     assert (await client.get(f"/api/posts/{post['id']}")).json()["comment_count"] == 0
 
 
+@pytest.mark.parametrize("who", ["anonymous", "author", "editor", "admin"])
+async def test_a_suspended_users_page_is_found_by_editors_and_admins_only(
+    client, db_session, admin, alice, bob, who
+):
+    (_, root_headers), (user, headers), (viewer, viewer_headers) = admin, alice, bob
+    await create_test_post(client, headers, title="Written before the suspension")
+    if who == "editor":
+        await make(db_session, viewer, "editor")
+    as_viewer = {"anonymous": {}, "author": viewer_headers, "editor": viewer_headers}
+    as_viewer["admin"] = root_headers
+    page = f"/users/{user['id']}/posts"
+    await suspend(client, root_headers, user["id"])
+    response = await client.get(page, headers=as_viewer[who])
+    if who in ("editor", "admin"):
+        assert response.status_code == 200
+        assert "Written before the suspension" in response.text
+        assert response.headers["cache-control"] == "private, no-store"
+    else:
+        assert response.status_code == 404
+        assert Detail.USER_NOT_FOUND in response.text
+    await client.delete(f"/api/users/{user['id']}/suspension", headers=root_headers)
+    response = await client.get(page, headers=as_viewer[who])
+    assert response.status_code == 200
+    assert "Written before the suspension" in response.text
+    assert "private" not in response.headers.get("cache-control", "")
+
+
+async def test_an_admin_reaches_a_suspended_users_page_by_the_session_cookie(client, admin, alice):
+    """As a browser does: the pages are logged in by the cookie, never by a token."""
+    (root, root_headers), (user, _) = admin, alice
+    await suspend(client, root_headers, user["id"])
+    form = {"username": root["email"], "password": DEFAULT_PASSWORD}
+    assert (await client.post("/api/users/session", data=form)).status_code == 200
+    response = await client.get(f"/users/{user['id']}/posts")
+    assert response.status_code == 200
+    assert 'id="admin-controls"' in response.text
+
+
 # --- manage.py -------------------------------------------------------------------------------
 
 

@@ -100,6 +100,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The old schema has no comment status and no suspension: a pending or hidden comment, and
+    # a suspended account with all it wrote, would show to everyone. Refuse instead.
+    connection = op.get_bind()
+    held = connection.scalar(sa.text("SELECT count(*) FROM comments WHERE status <> 'approved'"))
+    suspended = connection.scalar(
+        sa.text("SELECT count(*) FROM users WHERE suspended_at IS NOT NULL")
+    )
+    if held or suspended:
+        raise RuntimeError(
+            f"{held} pending or hidden comment(s) and {suspended} suspended account(s) would"
+            " become public: approve or delete those comments, lift the suspensions first"
+        )
     op.drop_index(op.f("ix_comment_reports_user_id"), table_name="comment_reports")
     op.drop_table("comment_reports")
     op.drop_index(

@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
 from auth import ViewerId
-from authors import fetch_authors_page, read_profile
+from authors import fetch_authors_page
 from config import settings, site_url
 from content import highlighted
 from database import ReadDep
@@ -34,7 +34,7 @@ from routers.posts import (
     start_at,
 )
 from routers.tags import TagName, fetch_tag_counts
-from routers.users import user_not_found
+from routers.users import UserReadDep
 from schemas import (
     COMMENTS_PER_PAGE,
     MAX_SKIP,
@@ -44,7 +44,6 @@ from schemas import (
     ResourceId,
     SearchWords,
     Skip,
-    UserPublic,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -276,20 +275,11 @@ async def search_page(request: Request, skip: PageSkip, db: ReadDep, q: str = ""
     return render(request, "search.html", context)
 
 
-async def read_author_or_404(user_id: ResourceId, viewer_id: ViewerId, db: ReadDep) -> UserPublic:
-    """The user whose page it is, as the viewer may see them: a suspended one, editors and
-    admins only (the viewer is read first: their reads then go to the primary)."""
-    user = await read_profile(db, user_id, viewer_id)
-    if user is None:
-        raise user_not_found()
-    return user
-
-
 @router.get("/users/{user_id}/posts", response_class=HTMLResponse)
 async def user_posts_page(
     request: Request,
     start: ListStart,
-    user: Annotated[UserPublic, Depends(read_author_or_404)],
+    user: UserReadDep,
     viewer_id: ViewerId,
     db: ReadDep,
 ) -> HTMLResponse:
@@ -308,6 +298,7 @@ async def user_posts_page(
             "posts_api": f"/api/users/{user.id}/posts",
             "list_url": f"/users/{user.id}/posts",
         },
+        # Returned as is, this response does not get the headers the dependency set.
         headers={"Cache-Control": "private, no-store"} if user.suspended else None,
     )
 

@@ -11,6 +11,7 @@ from fastapi import (
     APIRouter,
     Depends,
     HTTPException,
+    Response,
     UploadFile,
     status,
 )
@@ -24,12 +25,14 @@ import models
 import sessions
 from auth import (
     CurrentUser,
+    ViewerId,
     hash_password,
     release_connection,
     verify_password,
 )
+from authors import read_profile
 from body_limit import too_large
-from caching import CACHED, PRIVATE_ROUTE
+from caching import CACHED, PRIVATE_ROUTE, no_store
 from config import settings
 from database import Base, ReadDep, SessionDep
 from email_utils import send_email_changed_notice, send_password_reset_email
@@ -116,26 +119,31 @@ async def get_user_or_404(user_id: ResourceId, db: SessionDep) -> models.User:
 UserDep = Annotated[models.User, Depends(get_user_or_404)]
 
 
-# A suspended user is hidden from the public routes (cached alike for every reader).
-PUBLIC_USER_BY_ID = select(
-    models.User.id,
-    models.User.username,
-    models.User.image_file,
-    models.User.role,
-    models.User.bio,
-    models.User.created_at,
-).where(models.User.id == bindparam("user_id"), models.User.suspended_at.is_(None))
-
-
-async def read_user_or_404(user_id: ResourceId, db: ReadDep) -> UserPublic:
-    """A user's public profile, for reading: one query on the read connection."""
-    row = (await db.execute(PUBLIC_USER_BY_ID, {"user_id": user_id})).first()
-    if row is None:
+def found(user: UserPublic | None) -> UserPublic:
+    if user is None:
         raise user_not_found()
-    return UserPublic.model_validate(row)
+    return user
 
 
-PublicUserDep = Annotated[UserPublic, Depends(read_user_or_404)]
+async def read_user_or_404(
+    user_id: ResourceId, viewer_id: ViewerId, db: ReadDep, response: Response
+) -> UserPublic:
+    """A user's profile as the viewer may see it: one query on the read connection (two with a
+    token: the viewer is read first, so their reads go to the primary). A suspended user is
+    found by editors and admins only, and kept out of every cache."""
+    user = found(await read_profile(db, user_id, viewer_id))
+    if user.suspended:
+        no_store(response)
+    return user
+
+
+async def read_public_user_or_404(user_id: ResourceId, db: ReadDep) -> UserPublic:
+    """A user's profile as the public sees it, whoever asks (the feeds): one query."""
+    return found(await read_profile(db, user_id, None))
+
+
+UserReadDep = Annotated[UserPublic, Depends(read_user_or_404)]
+PublicUserDep = Annotated[UserPublic, Depends(read_public_user_or_404)]
 
 
 def ensure_self(user: models.User, current: models.User, detail: str) -> None:
@@ -400,8 +408,8 @@ def invalid_reset_token() -> HTTPException:
 
 
 @router.get("/{user_id}", response_model=UserPublic, responses=errors(404), dependencies=[CACHED])
-async def get_user(user: PublicUserDep) -> UserPublic:
-    """A user's public profile."""
+async def get_user(user: UserReadDep) -> UserPublic:
+    """A user's public profile; a suspended user's, for editors and admins only."""
     return user
 
 
@@ -409,11 +417,18 @@ async def get_user(user: PublicUserDep) -> UserPublic:
     "/{user_id}/posts", response_model=PaginatedPosts, responses=errors(404), dependencies=[CACHED]
 )
 async def list_user_posts(
-    start: PageStartDep, user: PublicUserDep, db: ReadDep, limit: Limit = None
+    start: PageStartDep,
+    user: UserReadDep,
+    viewer_id: ViewerId,
+    db: ReadDep,
+    limit: Limit = None,
 ) -> PaginatedPosts:
-    """A user's posts, newest first; `cursor=` or `skip` pages on."""
+    """A user's posts, newest first; `cursor=` or `skip` pages on. A suspended user's, for
+    editors and admins only (the user's page loads more of them here)."""
+    # An editor looking at a suspended user sees the posts the public does not.
+    seen_as = viewer_id if user.suspended else None
     return await fetch_posts_page(
-        db, skip=start.skip, after=start.after, limit=limit, user_id=user.id
+        db, skip=start.skip, after=start.after, limit=limit, user_id=user.id, viewer_id=seen_as
     )
 
 

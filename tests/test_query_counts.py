@@ -70,6 +70,11 @@ async def test_user_posts_run_the_same_queries_for_one_post_or_a_hundred(client,
     assert one == hundred == 2  # the user, then the page with its authors and the total
 
 
+async def test_a_profile_is_read_in_one_query_by_the_public(client, engine, authors):
+    """Anonymous readers cost no query for who they are: the profile alone."""
+    assert await statements_for(client, f"/api/users/{authors[0]['id']}") == 1
+
+
 async def test_a_page_past_the_end_counts_in_a_second_query(client, engine, authors):
     assert await statements_for(client, "/api/posts?skip=1000") == 2
 

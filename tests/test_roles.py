@@ -1,6 +1,7 @@
 """Roles (author, editor, admin), what each may do, suspension, and `manage.py set-role`
 (SPEC.md, Part 3, "Roles and moderation")."""
 
+import re
 import shutil
 import subprocess
 from types import SimpleNamespace
@@ -245,42 +246,73 @@ async def test_a_suspended_users_comments_leave_the_comment_counts(client, admin
     assert (await client.get(f"/api/posts/{post['id']}")).json()["comment_count"] == 0
 
 
+def titles(listed) -> list[str]:
+    return [post["title"] for post in listed.json()["posts"]]
+
+
 @pytest.mark.parametrize("who", ["anonymous", "author", "editor", "admin"])
-async def test_a_suspended_users_page_is_found_by_editors_and_admins_only(
+async def test_a_suspended_user_is_found_by_editors_and_admins_only(
     client, db_session, admin, alice, bob, who
 ):
+    """The user's page, profile and posts, until the suspension is lifted."""
     (_, root_headers), (user, headers), (viewer, viewer_headers) = admin, alice, bob
     await create_test_post(client, headers, title="Written before the suspension")
     if who == "editor":
         await make(db_session, viewer, "editor")
     as_viewer = {"anonymous": {}, "author": viewer_headers, "editor": viewer_headers}
     as_viewer["admin"] = root_headers
-    page = f"/users/{user['id']}/posts"
+    profile = f"/api/users/{user['id']}"
+    page, posts = f"/users/{user['id']}/posts", f"{profile}/posts"
     await suspend(client, root_headers, user["id"])
-    response = await client.get(page, headers=as_viewer[who])
+    answers = {url: await client.get(url, headers=as_viewer[who]) for url in (page, profile, posts)}
     if who in ("editor", "admin"):
-        assert response.status_code == 200
-        assert "Written before the suspension" in response.text
-        assert response.headers["cache-control"] == "private, no-store"
+        for answer in answers.values():
+            assert answer.status_code == 200
+            assert answer.headers["cache-control"] == "private, no-store"
+            assert "etag" not in answer.headers
+        assert "Written before the suspension" in answers[page].text
+        assert answers[profile].json()["suspended"] is True
+        assert titles(answers[posts]) == ["Written before the suspension"]
+        assert answers[posts].json()["total"] == 1
     else:
-        assert response.status_code == 404
-        assert Detail.USER_NOT_FOUND in response.text
+        for answer in answers.values():
+            assert answer.status_code == 404
+            assert Detail.USER_NOT_FOUND in answer.text
     await client.delete(f"/api/users/{user['id']}/suspension", headers=root_headers)
-    response = await client.get(page, headers=as_viewer[who])
-    assert response.status_code == 200
-    assert "Written before the suspension" in response.text
-    assert "private" not in response.headers.get("cache-control", "")
+    answers = {url: await client.get(url, headers=as_viewer[who]) for url in (page, profile, posts)}
+    for answer in answers.values():
+        assert answer.status_code == 200
+        assert "private" not in answer.headers.get("cache-control", "")
+    assert "Written before the suspension" in answers[page].text
+    assert answers[profile].json()["suspended"] is False
+    assert titles(answers[posts]) == ["Written before the suspension"]
+    assert "etag" in answers[profile].headers and "etag" in answers[posts].headers
 
 
 async def test_an_admin_reaches_a_suspended_users_page_by_the_session_cookie(client, admin, alice):
-    """As a browser does: the pages are logged in by the cookie, never by a token."""
-    (root, root_headers), (user, _) = admin, alice
+    """As a browser does: the pages are logged in by the cookie, never by a token; so is the
+    page's "Load more", which asks the API for the posts after the page's last."""
+    (root, root_headers), (user, headers) = admin, alice
+    for n in range(1, 12):  # one more than a page
+        await create_test_post(client, headers, title=f"Post {n}")
     await suspend(client, root_headers, user["id"])
     form = {"username": root["email"], "password": DEFAULT_PASSWORD}
     assert (await client.post("/api/users/session", data=form)).status_code == 200
     response = await client.get(f"/users/{user['id']}/posts")
     assert response.status_code == 200
     assert 'id="admin-controls"' in response.text
+    more = re.search(
+        r'data-api="([^"]+)" data-limit="(\d+)" data-next-cursor="([^"]+)"', response.text
+    )
+    assert more is not None
+    api, params = more[1], {"cursor": more[3], "limit": more[2]}
+    loaded = await client.get(api, params=params)
+    assert loaded.status_code == 200
+    assert titles(loaded) == ["Post 1"]
+    assert loaded.json()["next_cursor"] is None
+    assert loaded.headers["cache-control"] == "private, no-store"
+    client.cookies.clear()  # logged out: the same request finds nobody
+    assert (await client.get(api, params=params)).status_code == 404
 
 
 # --- manage.py -------------------------------------------------------------------------------

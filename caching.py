@@ -48,22 +48,37 @@ from functools import partial
 from typing import Generic, TypeVar
 
 from fastapi import Depends, Request, Response
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Text, cast, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from database import before_read, fetch_sql
+from models import PUBLIC as PUBLIC_POSTS
 
 # The 200 of a cached route: a cache may keep it, and must ask before using it again.
 REVALIDATE = "no-cache"
 # What depends on the token (a draft seen by its author, /api/users/me...).
 PRIVATE = "private, no-store"
 
+# What a read sees is its snapshot and the clock: a scheduled post (routers/posts.py) goes out
+# at its time with no write. So the key of what a worker remembers is the snapshot and the
+# next such moment still to come: it changes, as the pages do, when that moment passes.
+NEXT_RELEASE = (
+    f"(SELECT min(date_posted) FROM posts WHERE {PUBLIC_POSTS}"
+    " AND date_posted > statement_timestamp())"
+)
 # No row when the connection's transaction wrote something: its snapshot does not show that.
-SNAPSHOT = "SELECT pg_current_snapshot()::text WHERE pg_current_xact_id_if_assigned() IS NULL"
+SNAPSHOT = (
+    f"SELECT pg_current_snapshot()::text || coalesce(' ' || {NEXT_RELEASE}::text, '')"
+    " WHERE pg_current_xact_id_if_assigned() IS NULL"
+)
 # The same, as a column of another query: its own snapshot, or NULL.
 STATEMENT_SNAPSHOT = (
-    select(cast(func.pg_current_snapshot(), Text))
+    select(
+        cast(func.pg_current_snapshot(), Text).concat(
+            func.coalesce(literal(" ").concat(cast(literal_column(NEXT_RELEASE), Text)), "")
+        )
+    )
     .where(func.pg_current_xact_id_if_assigned().is_(None))
     .scalar_subquery()
 )

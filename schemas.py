@@ -1,13 +1,15 @@
 """Request and response models, and every error message the API sends."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from fastapi import Path, Query
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -66,6 +68,7 @@ class Detail:
     SUSPEND_SELF = "Admins cannot suspend themselves"
     ACCOUNT_SUSPENDED = "Account suspended"
     MODERATE_COMMENT_FORBIDDEN = "Not authorized to moderate this comment"
+    ALREADY_PUBLISHED = "Post already published: only a draft or a scheduled post takes publish_at"
     SKIP_TOO_DEEP = (
         "skip can be at most 10000. To page further, use cursor pagination: pass the"
         " next_cursor of the previous page as cursor=."
@@ -384,6 +387,35 @@ POST_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+def a_string(value: object) -> object:
+    """A time is sent as text: a number (seconds since 1970, which pydantic would take) is not
+    one."""
+    if not isinstance(value, str | datetime):
+        raise PydanticCustomError("datetime_type", "Input should be a valid datetime string")
+    return value
+
+
+def in_the_future(moment: datetime) -> datetime:
+    if moment <= datetime.now(UTC):
+        raise PydanticCustomError("datetime_future", "publish_at must be in the future")
+    return moment
+
+
+# When a scheduled post goes out: an RFC 3339 string with its offset (no numbers), later than
+# now. The post is a draft until then (see PostResponse).
+PublishAt = Annotated[
+    AwareDatetime,
+    BeforeValidator(a_string),
+    AfterValidator(in_the_future),
+    Field(description="When the post goes out (a future time with its offset); a draft until then"),
+]
+
+
+def reject_draft_with_schedule(published: bool | None, publish_at: datetime | None) -> None:
+    if publish_at is not None and published is False:
+        raise ValueError("publish_at schedules the post: it cannot be sent with published false")
+
+
 class PostCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [POST_EXAMPLE]})
 
@@ -392,6 +424,12 @@ class PostCreate(BaseModel):
     tags: Tags = []
     # Strict: 0, 1 and "false" are refused, not read as booleans the schema does not allow.
     published: StrictBool = Field(True, description="false keeps the post as a draft")
+    publish_at: PublishAt | None = None
+
+    @model_validator(mode="after")
+    def _schedule_is_not_a_draft(self) -> Self:
+        reject_draft_with_schedule(self.published, self.publish_at)
+        return self
 
 
 class PostReplace(BaseModel):
@@ -403,10 +441,14 @@ class PostReplace(BaseModel):
     content: Annotated[Content, Field(description="Markdown")]
     tags: Tags | Omittable = OMITTED
     published: StrictBool | Omittable = OMITTED
+    publish_at: PublishAt | None = Field(
+        None, description="null: a scheduled post is a draft again"
+    )
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
-        reject_explicit_nulls(self)
+        reject_explicit_nulls(self, nullable={"publish_at"})
+        reject_draft_with_schedule(self.published, self.publish_at)
         return self
 
 
@@ -419,10 +461,14 @@ class PostUpdate(BaseModel):
     content: Content | Omittable = OMITTED
     tags: Tags | Omittable = OMITTED
     published: StrictBool | Omittable = OMITTED
+    publish_at: PublishAt | None = Field(
+        None, description="null: a scheduled post is a draft again"
+    )
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
-        reject_explicit_nulls(self)
+        reject_explicit_nulls(self, nullable={"publish_at"})
+        reject_draft_with_schedule(self.published, self.publish_at)
         return self
 
 
@@ -462,6 +508,16 @@ class PostResponse(BaseModel):
     updated_at: datetime
     # content.slugify(title): the readable part of the post page's address.
     slug: str
+    # A scheduled post: when it goes out (its date_posted); null once it is out, or for a draft.
+    publish_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _scheduled(self) -> Self:
+        """A post published with a date to come (stored so: the public reads filter on the
+        clock, routers/posts.py) is a draft until that moment, its `publish_at`."""
+        if self.published and self.date_posted > datetime.now(UTC):
+            self.published, self.publish_at = False, self.date_posted
+        return self
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use of @property
     @property
@@ -557,9 +613,11 @@ class CommentQueue(BaseModel):
     has_more: bool
 
 
-def reject_explicit_nulls(model: BaseModel) -> None:
-    """A partial update may leave a field out, but may not set it to null."""
-    nulls = [name for name in model.model_fields_set if getattr(model, name) is None]
+def reject_explicit_nulls(
+    model: BaseModel, nullable: frozenset[str] | set[str] = frozenset()
+) -> None:
+    """A partial update may leave a field out, but may not set it to null (but `nullable`)."""
+    nulls = [name for name in model.model_fields_set - nullable if getattr(model, name) is None]
     if nulls:
         raise ValueError(f"{', '.join(sorted(nulls))} may be omitted but not null")
 

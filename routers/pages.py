@@ -66,6 +66,7 @@ NOTICES = {
     "post-deleted": "The post has been deleted.",
     "account-deleted": "Your account has been deleted.",
     "draft-saved": "Your draft is saved. Only you can see it, here on your account page.",
+    "post-scheduled": "Your post is scheduled: it goes out by itself at its time.",
 }
 
 

@@ -79,7 +79,13 @@ AFTER_CURSOR = tuple_(models.Post.date_posted, models.Post.id) < tuple_(
 )
 
 
-PUBLIC = and_(models.Post.published, ~models.Post.author_suspended)  # models.PUBLIC
+# models.PUBLIC, and the clock: a post published with a date to come is scheduled, and goes
+# out at that moment with no write (routers read the time each statement starts).
+PUBLIC = and_(
+    models.Post.published,
+    ~models.Post.author_suspended,
+    models.Post.date_posted <= func.statement_timestamp(),
+)
 ROLES_THAT_SEE_HIDDEN = roles_that_may("see_hidden")
 
 
@@ -111,8 +117,13 @@ def sees_hidden(viewer_id: int | BindParameter[int]) -> ColumnElement[bool]:
 def can_see(post: models.Post, viewer_id: int | None, sees_hidden: bool = False) -> bool:
     """`visible_to` for a post already loaded (`sees_hidden`: the viewer may see what the
     public does not)."""
-    public = post.published and not post.author_suspended
+    public = post.published and not post.author_suspended and not is_scheduled(post)
     return public or post.user_id == viewer_id or sees_hidden
+
+
+def is_scheduled(post: models.Post) -> bool:
+    """Published with a date to come: a draft to everyone until then."""
+    return post.published and post.date_posted > datetime.now(UTC)
 
 
 VISIBLE_TO_VIEWER = visible_to(bindparam("viewer_id"))
@@ -745,10 +756,14 @@ async def list_posts(
     dependencies=[Depends(post_limit)],
 )
 async def create_post(data: PostCreate, user: CurrentUser, db: SessionDep) -> PostResponse:
-    """Write a post in Markdown as the current user; `published: false` keeps it a draft."""
+    """Write a post in Markdown as the current user; `published: false` keeps it a draft,
+    `publish_at` keeps it one until then."""
     if data.published:
         ensure_may_publish(user)
-    post = models.Post(**data.model_dump(), **await rendered(data.content), author=user)
+    fields = data.model_dump(exclude={"publish_at"})
+    if data.publish_at is not None:  # out at that moment, dated so
+        fields |= {"date_posted": data.publish_at, "first_published_at": data.publish_at}
+    post = models.Post(**fields, **await rendered(data.content), author=user)
     db.add(post)
     await db.commit()
     return response_for(post, comment_count=0)
@@ -801,22 +816,53 @@ async def update_post_fields(
     db: AsyncSession, post: models.Post, user: models.User, fields: dict[str, Any]
 ) -> PostResponse:
     ensure_allowed(post, user, "edit_post", Detail.UPDATE_POST_FORBIDDEN)
+    now = datetime.now(UTC)
+    fields |= publication(post, fields, now)
     changed = {name: value for name, value in fields.items() if getattr(post, name) != value}
-    if changed.get("published"):
+    if fields.get("published") and changed.keys() & {"published", "date_posted"}:
         ensure_may_publish(user)
     if "content" in changed:
         changed.update(await rendered(changed["content"]))
     if changed:
-        now = datetime.now(UTC)
-        if changed.get("published") and post.first_published_at is None:
-            # A draft's date is its creation until it is first published; then that moment.
-            changed |= {"date_posted": now, "first_published_at": now}
         changed["updated_at"] = now
     for name, value in changed.items():
         setattr(post, name, value)
     await commit_unless_gone(db)
     count = await db.scalar(COMMENTS_OF_POST, {"post_id": post.id})
     return response_for(post, comment_count=count or 0)
+
+
+def publication(post: models.Post, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The columns that `published` and `publish_at` (taken out of `fields`) set.
+
+    - `publish_at`: a draft (or a scheduled post) is scheduled, dated that moment; a post
+      that is out takes none (400).
+    - `published: true`: a draft goes out now, dated now the first time only (publishing
+      again never moves its date); so does a scheduled post.
+    - `published: false`, or `publish_at: null` on a scheduled post: a draft (one that was
+      never out is dated now, to be dated anew when it goes out).
+    """
+    scheduled = is_scheduled(post)
+    cleared = "publish_at" in fields and fields["publish_at"] is None
+    publish_at = fields.pop("publish_at", None)
+    if publish_at is not None:
+        if post.published and not scheduled:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=Detail.ALREADY_PUBLISHED)
+        first = post.first_published_at
+        was_out = first is not None and first <= now  # its first time stays
+        return {
+            "published": True,
+            "date_posted": publish_at,
+            "first_published_at": first if was_out else publish_at,
+        }
+    if "published" not in fields and not (cleared and scheduled):
+        return {}
+    wanted = fields.get("published", False)
+    if wanted and (scheduled or post.first_published_at is None):
+        return {"published": True, "date_posted": now, "first_published_at": now}
+    if not wanted and scheduled:
+        return {"published": False, "date_posted": now, "first_published_at": None}
+    return {"published": wanted}
 
 
 COMMENTS_OF_POST = select(func.count()).where(models.Comment.post_id == bindparam("post_id"))

@@ -66,7 +66,7 @@ def record_connections_during(monkeypatch, target, name: str, live_engine) -> li
 async def reset_token_for(client, monkeypatch, email: str) -> str:
     sent = []
 
-    async def capture(**mail):
+    async def capture(db, **mail):
         sent.append(mail)
 
     monkeypatch.setattr("routers.users.send_password_reset_email", capture)

@@ -90,7 +90,7 @@ async def test_access_token_stops_working_after_a_password_reset(client, alice, 
     _user, old_headers = alice
     sent = []
 
-    async def capture(**mail):
+    async def capture(db, **mail):
         sent.append(mail)
 
     monkeypatch.setattr("routers.users.send_password_reset_email", capture)

@@ -366,7 +366,7 @@ async def test_a_password_change_ends_every_session(client, alice_user):
 async def test_a_password_reset_ends_every_session(client, alice_user, monkeypatch):
     sent = []
 
-    async def capture(**mail):
+    async def capture(db, **mail):
         sent.append(mail)
 
     monkeypatch.setattr("routers.users.send_password_reset_email", capture)

@@ -2,7 +2,7 @@
 // the sessions (where the account is logged in), each of which can end.
 import { ApiError, api, currentUser, logOut, setCurrentUser } from "./api.js";
 import { logOutShowing, showUser } from "./nav.js";
-import { clearMessages, onSubmit, showError, showSuccess } from "./ui.js";
+import { clearMessages, onSubmit, readableTime, showError, showSuccess } from "./ui.js";
 
 let user = await currentUser();
 if (!user) window.location.replace("/login?next=/account");
@@ -56,7 +56,7 @@ document.getElementById("resend-verification-button").addEventListener("click", 
 
 if (user) show(user);
 
-// --- Drafts: your own posts with published: false, newest first ---------------------------
+// --- Drafts (your own posts with published: false) and scheduled posts --------------------
 
 const draftList = document.getElementById("draft-list");
 const draftsError = document.getElementById("drafts-error");
@@ -73,7 +73,7 @@ function draftItem(post) {
   title.append(link);
   const excerpt = document.createElement("p");
   excerpt.className = "muted";
-  excerpt.textContent = post.excerpt;
+  excerpt.textContent = post.publish_at ? `Goes out on ${readableTime(post.publish_at)}.` : post.excerpt;
   const actions = document.createElement("div");
   actions.className = "actions";
   const edit = document.createElement("a");
@@ -83,16 +83,25 @@ function draftItem(post) {
   const publish = document.createElement("button");
   publish.type = "button";
   publish.className = "button";
-  publish.textContent = "Publish";
+  publish.textContent = post.publish_at ? "Publish now" : "Publish";
   publish.addEventListener("click", () => changeDraft(post, { method: "PATCH", json: { published: true } }));
   const remove = document.createElement("button");
   remove.type = "button";
   remove.className = "button button-danger";
-  remove.textContent = "Delete draft";
+  remove.textContent = post.publish_at ? "Delete" : "Delete draft";
   remove.addEventListener("click", () => {
     if (window.confirm("Delete this draft? This cannot be undone.")) changeDraft(post, { method: "DELETE" });
   });
-  actions.append(edit, publish, remove);
+  actions.append(edit, publish);
+  if (post.publish_at) {
+    const unschedule = document.createElement("button");
+    unschedule.type = "button";
+    unschedule.className = "button button-secondary";
+    unschedule.textContent = "Keep as a draft";
+    unschedule.addEventListener("click", () => changeDraft(post, { method: "PATCH", json: { publish_at: null } }));
+    actions.append(unschedule);
+  }
+  actions.append(remove);
   item.append(title, excerpt, actions);
   return item;
 }
@@ -112,9 +121,13 @@ async function changeDraft(post, request) {
 async function showDrafts() {
   // The newest 100 of your posts hold your recent drafts (a page is at most 100).
   const page = await api("/api/users/me/posts?limit=100");
-  const drafts = page.posts.filter((post) => !post.published);
+  const drafts = page.posts.filter((post) => !post.published && !post.publish_at);
   draftList.replaceChildren(...drafts.map(draftItem));
   document.getElementById("no-drafts").hidden = drafts.length > 0;
+  // Scheduled posts, the next to go out first (the page is newest first).
+  const scheduled = page.posts.filter((post) => post.publish_at).reverse();
+  document.getElementById("scheduled-list").replaceChildren(...scheduled.map(draftItem));
+  document.getElementById("no-scheduled").hidden = scheduled.length > 0;
 }
 
 if (user) {

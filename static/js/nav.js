@@ -1,6 +1,6 @@
 // On every page: the navigation knows who is logged in; "New post" writes from anywhere.
 import { api, currentUser, logOut } from "./api.js";
-import { onSubmit, parseTags, wirePreview } from "./ui.js";
+import { onSubmit, parseTags, scheduleTime, wirePreview } from "./ui.js";
 import "./upload.js"; // pictures in the editor: a button, drag and drop, paste
 import "./autosave.js"; // the text being written: kept in this browser until saved
 
@@ -38,11 +38,16 @@ document
 
 wirePreview(form, api);
 
-// "Publish" and "Save draft" are the form's two submit buttons (name="published").
-onSubmit(form, async ({ title, content, tags, published = "true" }) => {
+// "Publish" and "Save draft" are the form's two submit buttons (name="published"); Publish
+// with a time under "Schedule" schedules the post for then.
+onSubmit(form, async ({ title, content, tags, published = "true", publish_at = "" }) => {
   const json = { title, content, tags: parseTags(tags), published: published === "true" };
+  if (json.published && publish_at) json.publish_at = scheduleTime(publish_at);
   const post = await api("/api/posts", { method: "POST", json });
-  window.location.assign(post.published ? post.url : "/account?notice=draft-saved#drafts");
+  if (post.published) return window.location.assign(post.url);
+  window.location.assign(
+    post.publish_at ? "/account?notice=post-scheduled#scheduled" : "/account?notice=draft-saved#drafts",
+  );
 });
 
 showUser(await currentUser());

@@ -179,3 +179,21 @@ export function postCard(post) {
   card.append(meta, title, element("p", { class: "post-excerpt" }, post.excerpt), footer);
   return card;
 }
+
+/** A `datetime-local` value (a time in the browser's own zone) as the API takes it: UTC. */
+export function scheduleTime(value) {
+  return value ? new Date(value).toISOString() : null;
+}
+
+/** An API time as a `datetime-local` value, in the browser's own zone. */
+export function localInputValue(iso) {
+  const moment = new Date(iso);
+  const two = (number) => String(number).padStart(2, "0");
+  const day = `${moment.getFullYear()}-${two(moment.getMonth() + 1)}-${two(moment.getDate())}`;
+  return `${day}T${two(moment.getHours())}:${two(moment.getMinutes())}`;
+}
+
+/** An API time as the reader's browser writes dates and times. */
+export function readableTime(iso) {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}

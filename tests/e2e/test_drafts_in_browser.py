@@ -134,3 +134,37 @@ def test_author_opening_their_draft_page_sees_it_marked_as_a_draft_others_a_404(
     assert response is not None and response.status == 404
     expect(page.locator("h1")).to_have_text("Post not found")
     assert "Behind the 404" not in page.content()
+
+
+def test_writer_schedules_a_post_finds_it_on_the_account_and_keeps_it_as_a_draft(
+    page: Page, api, live_server
+):
+    writer = create_user(api)
+    title = f"Later {unique('s')}"
+    log_in(page, writer.email)
+    page.get_by_role("button", name="New post").click()
+    dialog = page.get_by_role("dialog", name="New post")
+    fill_post(dialog, title, "Out next summer.")
+    dialog.get_by_label("Schedule (optional)").fill("2099-06-01T09:30")
+    dialog.get_by_role("button", name="Publish").click()
+
+    expect(page).to_have_url(re.compile(r"/account\?notice=post-scheduled#scheduled$"))
+    scheduled = page.locator("#scheduled-list .draft")
+    expect(scheduled.get_by_role("link", name=title)).to_be_visible()
+    expect(scheduled).to_contain_text("Goes out on")
+    expect(scheduled).to_contain_text("2099")
+    expect(page.locator("#draft-list").get_by_role("link", name=title)).to_have_count(0)
+    shot(page, "account-scheduled")
+    # Nobody else sees it before its time.
+    assert title not in api.get("/api/posts", params={"limit": 100}).text
+
+    # The editor shows the time, in this browser's zone, as it was picked.
+    scheduled.get_by_role("link", name="Edit").click()
+    form = page.locator("#draft-form")
+    expect(form.get_by_label("Schedule (optional)")).to_have_value("2099-06-01T09:30")
+    expect(page.locator("#draft-status")).to_contain_text("Scheduled")
+    page.go_back()
+
+    page.locator("#scheduled-list .draft").get_by_role("button", name="Keep as a draft").click()
+    expect(page.locator("#draft-list .draft").get_by_role("link", name=title)).to_be_visible()
+    expect(page.locator("#no-scheduled")).to_be_visible()

@@ -29,6 +29,7 @@ SCOPE = {
     "headers": [(b"host", b"127.0.0.1"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
     "client": ("127.0.0.1", 50000),
     "server": ("127.0.0.1", 8000),
+    "app": app,  # set by `app.__call__`, bypassed here; http_methods.py reads `scope["app"]`
 }
 
 

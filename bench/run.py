@@ -13,11 +13,12 @@ The database is dropped at the end. Needs `wrk` (Debian: `apt-get install wrk`) 
 """
 
 # This file is the command: its options, which groups run, in what order, and the table. The
-# scenarios live in one module per family (scenarios_reads.py ... scenarios_cookie.py, and
+# scenarios live in one module per family (scenarios_reads.py ... scenarios_mail.py, and
 # scenarios_middleware.py for --middleware-cost); what they share (the database, the servers,
 # the seed, wrk, the table) in runner.py.
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -33,6 +34,7 @@ import scenarios_cursor
 import scenarios_deep_pages
 import scenarios_etag
 import scenarios_logins
+import scenarios_mail
 import scenarios_password_flood
 import scenarios_reads
 import scenarios_search
@@ -69,6 +71,7 @@ GROUPS = {
     "etag": scenarios_etag,
     "cookie": scenarios_cookie,
     "cursor": scenarios_cursor,
+    "mail": scenarios_mail,
 }
 # The table's rows, family by family.
 SCENARIOS = [
@@ -83,6 +86,7 @@ SCENARIOS = [
         scenarios_etag,
         scenarios_cursor,
         scenarios_cookie,
+        scenarios_mail,
     )
     for name in family.SCENARIOS
 ]
@@ -96,13 +100,22 @@ TARGETS = [
     *scenarios_cursor.TARGETS,
     scenarios_reads.DEEP_PAGE_VS_FLOOR,
     *scenarios_search.TARGETS,
+    *scenarios_mail.TARGETS,
 ]
 
 
 def bench_app(
-    base: str, args, state: Seed, scripts: dict[str, Path], dsn: str, secret_key: str, pid: int = 0
+    base: str,
+    args,
+    state: Seed,
+    scripts: dict[str, Path],
+    dsn: str,
+    secret_key: str,
+    pid: int = 0,
+    sink: scenarios_mail.CountingSink | None = None,
 ) -> dict:
-    """The groups of `--only` (all by default) on the app at `base`, in this order."""
+    """The groups of `--only` (all by default) on the app at `base`, in this order; `sink`:
+    the SMTP sink the app's mail goes to (the mail group's)."""
     groups = args.only or list(GROUPS)
     first_page = f"{base}/api/posts?limit=10"
     run_wrk(first_page, 1, args.connections)  # warm up: pool connections, prepared statements
@@ -126,6 +139,8 @@ def bench_app(
         results |= scenarios_cursor.bench_cursor_pages(base, args, state, dsn, secret_key)
     if "cookie" in groups:
         results |= scenarios_cookie.bench_cookie(base, args, state)
+    if "mail" in groups:
+        results |= scenarios_mail.bench_mail(base, args, state, scripts, dsn, sink, pid)
     return results
 
 
@@ -160,7 +175,7 @@ def main() -> None:
     server = os.environ.get("BENCH_PG", DEFAULT_SERVER).rstrip("/")
     runs, memory = {}, {}
     tmp_dir = tempfile.TemporaryDirectory(prefix="blog-bench-")
-    with tmp_dir, fresh_database(server) as dsn:
+    with tmp_dir, fresh_database(server) as dsn, contextlib.ExitStack() as servers:
         tmp = Path(tmp_dir.name)
         env = {
             **os.environ,
@@ -173,6 +188,11 @@ def main() -> None:
         if args.rate_limit_storage:  # every limit checked in that storage, none ever met
             env |= {"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_STORAGE_URL": args.rate_limit_storage}
             env |= {f"RATE_LIMIT_{name}": UNREACHABLE_RATE for name in RATE_LIMITS}
+        sink = None
+        if not args.middleware_cost and (args.only is None or "mail" in args.only):
+            # The app's mail goes to an SMTP sink on loopback, up until every server stopped.
+            smtp_port, sink = servers.enter_context(scenarios_mail.smtp_sink())
+            env |= scenarios_mail.mail_settings(smtp_port)
         migrate = [sys.executable, "-m", "alembic", "upgrade", "head"]
         subprocess.run(migrate, cwd=PROJECT_DIR, env=env, check=True, capture_output=True)
         if args.middleware_cost:
@@ -192,7 +212,9 @@ def main() -> None:
                         f"seeded {args.users} users, {args.posts} posts in {seeded_in:.0f} s\n"
                     )
                 with MemorySampler(pid) as sampler:
-                    runs[name] = bench_app(base, args, state, scripts, dsn, env["SECRET_KEY"], pid)
+                    runs[name] = bench_app(
+                        base, args, state, scripts, dsn, env["SECRET_KEY"], pid, sink
+                    )
                 memory[name] = (sampler.worker_peak_mb(), sampler.total_peak_mb())
             sys.stderr.write(f"{name}: done\n")
         if args.floor:

@@ -246,35 +246,44 @@ def register_and_log_in(client: httpx.Client, name: str) -> dict:
     return {"id": created.json()["id"], "email": email, "token": login.json()["access_token"]}
 
 
+def insert_posts(conn: psycopg.Connection, user_ids: list[int], first: int, last: int) -> None:
+    """Posts number `first` to `last` (one minute older each), as the app would store them:
+    the same Markdown rendered once, the tags `bench` and one of tag0..tag9, by the users in
+    turn."""
+    sys.path.insert(0, str(PROJECT_DIR))
+    from content import render_post  # every post has the same Markdown: render it once
+
+    rendered = render_post(POST_CONTENT)
+    conn.execute(
+        """INSERT INTO posts (title, content, content_html, excerpt, reading_time_minutes,
+                              tags, user_id, date_posted, first_published_at, updated_at)
+           SELECT 'Post ' || g, %s, %s, %s, %s,
+                  ARRAY['bench', 'tag' || (g %% %s)],
+                  (%s::int[])[1 + g %% %s], now() - g * interval '1 minute',
+                  now() - g * interval '1 minute', now() - g * interval '1 minute'
+           FROM generate_series(%s::int, %s::int) g""",
+        (
+            POST_CONTENT,
+            rendered["content_html"],
+            rendered["excerpt"],
+            rendered["reading_time_minutes"],
+            N_TAGS,
+            user_ids,
+            len(user_ids),
+            first,
+            last,
+        ),
+    )
+
+
 def seed(base: str, dsn: str, n_users: int, n_posts: int) -> Seed:
     """Users through the API (real argon2 hashes and tokens), posts straight into the table."""
     with httpx.Client(base_url=base, timeout=60) as client:
         users = [register_and_log_in(client, f"bench{i}") for i in range(n_users)]
         attacker = register_and_log_in(client, "attacker")
-    sys.path.insert(0, str(PROJECT_DIR))
-    from content import render_post  # every post has the same Markdown: render it once
-
-    rendered = render_post(POST_CONTENT)
+    user_ids = [u["id"] for u in users]
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            """INSERT INTO posts (title, content, content_html, excerpt, reading_time_minutes,
-                                  tags, user_id, date_posted, first_published_at, updated_at)
-               SELECT 'Post ' || g, %s, %s, %s, %s,
-                      ARRAY['bench', 'tag' || (g %% %s)],
-                      (%s::int[])[1 + g %% %s], now() - g * interval '1 minute',
-                      now() - g * interval '1 minute', now() - g * interval '1 minute'
-               FROM generate_series(1, %s) g""",
-            (
-                POST_CONTENT,
-                rendered["content_html"],
-                rendered["excerpt"],
-                rendered["reading_time_minutes"],
-                N_TAGS,
-                [u["id"] for u in users],
-                n_users,
-                n_posts,
-            ),
-        )
+        insert_posts(conn, user_ids, 1, n_posts)
         # The discussed posts: COMMENTS_PER_POST comments each, from every user in turn.
         discussed = [
             r[0]
@@ -288,7 +297,7 @@ def seed(base: str, dsn: str, n_users: int, n_posts: int) -> Seed:
                       now() - (%s - c) * interval '1 second'
                FROM unnest(%s::int[]) p, generate_series(1, %s) c""",
             (
-                [u["id"] for u in users],
+                user_ids,
                 n_users,
                 COMMENTS_PER_POST,
                 discussed,
@@ -353,6 +362,12 @@ end""",
 request = function()
   local headers = {{["Content-Type"] = "application/x-www-form-urlencoded"}}
   return wrk.format("POST", "/api/users/token", headers, forms[math.random(#forms)])
+end""",
+        "forgot_password": f"""local emails = {lua_list([u["email"] for u in state.users])}
+local headers = {{["Content-Type"] = "application/json"}}
+request = function()
+  local body = '{{"email": "' .. emails[math.random(#emails)] .. '"}}'
+  return wrk.format("POST", "/api/users/forgot-password", headers, body)
 end""",
         # One account guessing its current password: a full argon2 verify per request, and
         # the token stays valid (a wrong guess changes nothing).

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from runner import Result, Seed, Target, remove_new_posts, run_wrk
+from runner import Result, Seed, Target, insert_posts, remove_new_posts, run_wrk
 
 DEEPEST_PAGE = "/api/posts?skip=10000&limit=100"  # the deepest and largest page skip allows
 DEEP_PAGE_CONNECTIONS = 40
@@ -37,13 +37,7 @@ def add_posts_up_to(dsn: str, state: Seed, count: int) -> None:
     """More posts, as the seed writes them, until the table holds `count` (removed afterwards)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         have = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
-        conn.execute(
-            """INSERT INTO posts (title, content, user_id, date_posted)
-               SELECT 'Post ' || g, repeat('Lorem ipsum dolor sit amet. ', 20),
-                      (%s::int[])[1 + g %% %s], now() - g * interval '1 minute'
-               FROM generate_series(%s::int, %s::int) g""",
-            ([u["id"] for u in state.users], len(state.users), have + 1, count),
-        )
+        insert_posts(conn, [u["id"] for u in state.users], have + 1, count)
         conn.execute("VACUUM ANALYZE posts")
 
 

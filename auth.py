@@ -366,7 +366,7 @@ async def get_viewer_id(
 
     A missing, bad, expired, revoked or outdated token reads as anonymous rather than a 401:
     the public stays public. It only decides whether the reader's own drafts are visible
-    (routers.posts.visible_to). Anonymous readers cost no query. A reader with a token may be
+    (queries.visible_to). Anonymous readers cost no query. A reader with a token may be
     reading their own drafts: the request's reads then go to the primary, like the token check
     (routes declare the viewer before their read connection).
     """

@@ -3,7 +3,7 @@ user's profile as a viewer may see it.
 
 The /authors page's list (routers/pages.py), paged as the post lists are: after `skip` authors,
 or after the author a cursor names (cursors.py: the author's last post's date and the author's
-id take the place of a post's). Published means public (routers.posts.visible_to(None)):
+id take the place of a post's). Published means public (queries.visible_to(None)):
 drafts make nobody an author, and a suspended author is not listed.
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 import models
 from config import settings
 from cursors import Position, cursor_key, encode_cursor
-from routers.posts import sees_hidden, visible_to
+from queries import sees_hidden, visible_to
 from schemas import UserPublic
 
 User, Post = models.User, models.Post

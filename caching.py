@@ -60,7 +60,7 @@ REVALIDATE = "no-cache"
 # What depends on the token (a draft seen by its author, /api/users/me...).
 PRIVATE = "private, no-store"
 
-# What a read sees is its snapshot and the clock: a scheduled post (routers/posts.py) goes out
+# What a read sees is its snapshot and the clock: a scheduled post (queries.py) goes out
 # at its time with no write. So the key of what a worker remembers is the snapshot and the
 # next such moment still to come: it changes, as the pages do, when that moment passes.
 NEXT_RELEASE = (
@@ -140,7 +140,7 @@ V = TypeVar("V")
 @dataclass
 class Remembered(Generic[V]):
     """What this worker computed under one snapshot: a value per key (the tag of each URL
-    here; the total of each list in routers/posts.py)."""
+    here; the total of each list in queries.py)."""
 
     snapshot: str | None = None
     values: dict[Hashable, V] = field(default_factory=dict)

@@ -204,7 +204,7 @@ def render_post(source: str) -> dict[str, str | int]:
 
 
 # Search results mark the matching words between these two control characters (PostgreSQL's
-# ts_headline, routers/posts.py, after removing any from the text): neither is HTML, so the
+# ts_headline, search.py, after removing any from the text): neither is HTML, so the
 # text can be escaped whole and only then the marks made tags.
 MARK_START, MARK_END = "\x02", "\x03"
 

@@ -98,7 +98,7 @@ class User(Base):
 
 
 SEARCH_VECTOR = "post_search_vector(title, tags, content)"
-# The posts everyone sees (routers.posts.visible_to), as the partial indexes' predicate.
+# The posts everyone sees (queries.visible_to), as the partial indexes' predicate.
 PUBLIC = "published AND NOT author_suspended"
 
 
@@ -179,7 +179,7 @@ class Post(Base):
         return title
 
 
-# What full-text search matches (routers/posts.py): title, tags and content, weighted A, B
+# What full-text search matches (search.py): title, tags and content, weighted A, B
 # and C. Computed by PostgreSQL on every write, so no code path can forget it. A column of the
 # table but not of the mapped class: mapped, every INSERT and UPDATE would return it.
 POST_SEARCH_VECTOR = Column(

@@ -514,7 +514,7 @@ class PostResponse(BaseModel):
     @model_validator(mode="after")
     def _scheduled(self) -> Self:
         """A post published with a date to come (stored so: the public reads filter on the
-        clock, routers/posts.py) is a draft until that moment, its `publish_at`."""
+        clock, queries.py) is a draft until that moment, its `publish_at`."""
         if self.published and self.date_posted > datetime.now(UTC):
             self.published, self.publish_at = False, self.date_posted
         return self

@@ -40,8 +40,9 @@ from caching import CACHED, PRIVATE_ROUTE, SCOPE_KEY, Conditional, no_store
 from config import settings
 from database import ReadDep, SessionDep, fetch_all
 from permissions import can, must_verify_first, roles_that_may
+from queries import VISIBLE_TO_VIEWER, can_see, visible_to
 from ratelimit import comment_limit
-from routers.posts import VISIBLE_TO_VIEWER, can_see, post_not_found, visible_to
+from routers.posts import post_not_found
 from schemas import (
     COMMENTS_PER_PAGE,
     MAX_REPLIES_LISTED,
@@ -383,7 +384,7 @@ async def fetch_comments_page(
 async def ensure_post_visible(
     db: AsyncConnection | AsyncSession, post_id: int, viewer_id: int | None
 ) -> bool:
-    """A post's comments exist for whoever sees the post (posts.visible_to); else a 404.
+    """A post's comments exist for whoever sees the post (queries.visible_to); else a 404.
     Whether the public sees the post too (else: a draft seen by its author, or a post only
     editors and admins see)."""
     rows = await fetch_all(db, VISIBLE_POST, {"post_id": post_id, "viewer_id": viewer_id})

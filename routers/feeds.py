@@ -22,7 +22,7 @@ import models
 from caching import CACHED
 from config import settings, site_url
 from database import ReadDep
-from routers.posts import fetch_posts_page, visible_to
+from queries import fetch_posts_page, visible_to
 from routers.tags import TagName
 from routers.users import PublicUserDep
 from schemas import Detail, PostResponse, post_path

@@ -22,17 +22,10 @@ from authors import fetch_authors_page
 from config import settings, site_url
 from content import highlighted
 from database import ReadDep
+from paging import PageStart, page_offset, start_at
+from queries import fetch_posts_page, is_public
 from routers.comments import fetch_comments_page
-from routers.posts import (
-    PageStart,
-    PostReadDep,
-    fetch_headlines,
-    fetch_posts_page,
-    fetch_search_page,
-    is_public,
-    page_offset,
-    start_at,
-)
+from routers.posts import PostReadDep
 from routers.tags import TagName, fetch_tag_counts
 from routers.users import UserReadDep
 from schemas import (
@@ -45,6 +38,7 @@ from schemas import (
     SearchWords,
     Skip,
 )
+from search import fetch_headlines, fetch_search_page
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")

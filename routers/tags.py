@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 import models
 from caching import CACHED
 from database import ReadDep
-from routers.posts import visible_to
+from queries import visible_to
 from schemas import Detail, TagCount, errors, normalize_tag
 
 router = APIRouter(prefix="/api/tags", tags=["tags"], responses=errors(503))

@@ -39,7 +39,9 @@ from email_utils import send_email_changed_notice, send_password_reset_email
 from email_utils import send_verification_email as send_verification_email  # tests patch it
 from images import RETRY_AFTER_SECONDS as IMAGE_RETRY_AFTER_SECONDS
 from images import InvalidImage, ProcessingBusy, process_profile_picture
+from paging import PageStartDep
 from passwords import password_problem, personal_problem
+from queries import fetch_posts_page
 from ratelimit import (
     account_key,
     login_account_limit,
@@ -50,7 +52,6 @@ from ratelimit import (
     register_limit,
     upload_limit,
 )
-from routers.posts import PageStartDep, fetch_posts_page
 from routers.verification import email_taken, issue_verification_token
 from schemas import (
     Detail,

@@ -310,7 +310,7 @@ async def app_on_own_engine(
 async def one_snapshot(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncClient, AsyncConnection]]:
     """An HTTP client on the app reading on one REPEATABLE READ transaction that writes
     nothing, and that transaction's connection: every request sees the same snapshot, as when
-    nothing commits anywhere between them (caching.py, routers/posts.py)."""
+    nothing commits anywhere between them (caching.py, queries.py)."""
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="REPEATABLE READ")
         await connection.begin()

@@ -1,5 +1,5 @@
 """A list's total is counted by PostgreSQL once per snapshot: while nothing commits, the pages
-of a list reuse the count (routers/posts.py, `fetch_page`); a commit makes them count again.
+of a list reuse the count (queries.py, `fetch_page`); a commit makes them count again.
 
 These tests need committed data and a snapshot that stays put, so they write through the app
 on an engine of its own and read on a REPEATABLE READ transaction (one snapshot throughout).
@@ -12,9 +12,9 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import caching
-import routers.posts
+import queries
 from database import compiled_for_psycopg
-from routers.posts import ListKind, page_statement
+from queries import ListKind, page_statement
 from tests.conftest import (
     app_on_own_engine,
     create_test_post,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(autouse=True)
 def fresh_memo(monkeypatch):
     """A memo of this test's own: the values planted below never reach another test."""
-    monkeypatch.setattr(routers.posts, "counted_totals", caching.Remembered())
+    monkeypatch.setattr(queries, "counted_totals", caching.Remembered())
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ async def writer(engine) -> AsyncIterator[tuple[AsyncClient, AsyncEngine, dict, 
 
 def plant(total: int) -> None:
     """Make every remembered total `total`: a page that shows it did not count."""
-    memo = routers.posts.counted_totals
+    memo = queries.counted_totals
     assert memo.values, "nothing was remembered"
     memo.values = dict.fromkeys(memo.values, total)
 
@@ -55,7 +55,7 @@ async def test_under_one_snapshot_a_list_is_counted_once(writer):
     url = f"/api/users/{user['id']}/posts"
     async with one_snapshot(engine) as (reader, _):
         assert (await reader.get(url)).json()["total"] == 2  # counted, and remembered
-        assert list(routers.posts.counted_totals.values.values()) == [2]
+        assert list(queries.counted_totals.values.values()) == [2]
         plant(1000)
         page = (await reader.get(url)).json()
         assert page["total"] == 1000  # the same snapshot: the remembered count, not a new one
@@ -97,7 +97,7 @@ async def test_a_connection_that_has_written_always_counts(client, db_session):
     for expected in (1, 2, 3):
         await create_test_post(client, headers, title=f"Post {expected}")
         assert (await client.get("/api/posts")).json()["total"] == expected
-    assert routers.posts.counted_totals.values == {}
+    assert queries.counted_totals.values == {}
 
 
 async def test_postgresql_skips_the_count_under_the_known_snapshot(writer):

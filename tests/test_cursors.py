@@ -22,7 +22,7 @@ from cursors import (
     decode_cursor,
     encode_cursor,
 )
-from routers.posts import ListKind, page_statement
+from queries import ListKind, page_statement
 from schemas import Detail
 from tests.conftest import create_test_post
 

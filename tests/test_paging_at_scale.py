@@ -11,7 +11,7 @@ import database
 from config import settings
 from database import get_db, make_engine
 from main import app
-from routers.posts import COUNTED_UP_TO
+from queries import COUNTED_UP_TO
 from schemas import MAX_SKIP, Detail
 from tests.conftest import TEST_DATABASE_URL, create_test_post, serve_app_from
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 import models
 from database import engine, get_db, get_read_db, read_engine
 from main import app
-from routers.posts import COUNTED_UP_TO
+from queries import COUNTED_UP_TO
 from tests.conftest import create_test_user
 
 pytestmark = pytest.mark.anyio

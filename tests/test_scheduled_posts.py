@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 import caching
-import routers.posts
+import queries
 from config import settings
 from schemas import Detail
 from tests.conftest import (
@@ -178,7 +178,7 @@ async def test_under_one_snapshot_the_lists_etag_changes_when_a_post_goes_out(en
     """The 304 that a worker answers from memory holds for one snapshot and until the next
     scheduled moment: without the latter, a reader would be told nothing changed while a post
     went out (no write, so the same snapshot)."""
-    monkeypatch.setattr(routers.posts, "counted_totals", caching.Remembered())
+    monkeypatch.setattr(queries, "counted_totals", caching.Remembered())
     monkeypatch.setattr(caching, "remembered", caching.Remembered())
     async with app_on_own_engine("schedetag") as (writer, _engine, _sessions):
         _, headers = await create_user_and_login(writer, "schedetag")

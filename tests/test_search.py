@@ -7,15 +7,10 @@ import pytest
 from sqlalchemy import text
 
 from content import MARK_END, MARK_START, highlighted
+from queries import COUNTED_UP_TO
 from routers import pages
-from routers.posts import (
-    COUNTED_UP_TO,
-    RANKED_MATCHES,
-    SearchKind,
-    fetch_headlines,
-    search_statement,
-)
 from schemas import MAX_SEARCH_LENGTH, one_negation_between_words
+from search import RANKED_MATCHES, SearchKind, fetch_headlines, search_statement
 from tests.test_feeds import store_as_written_before
 from tests.test_query_counts import count_statements
 

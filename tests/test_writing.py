@@ -343,7 +343,7 @@ async def test_a_tag_or_own_list_beyond_the_counted_bound_estimates_its_total(
 ):
     from sqlalchemy import text
 
-    from routers.posts import COUNTED_UP_TO
+    from queries import COUNTED_UP_TO
 
     user, headers = alice
     await db_session.execute(

@@ -69,15 +69,22 @@ NEXT_RELEASE = (
 )
 # No row when the connection's transaction wrote something: its snapshot does not show that.
 SNAPSHOT = (
-    f"SELECT pg_current_snapshot()::text || coalesce(' ' || {NEXT_RELEASE}::text, '')"
+    f"SELECT pg_current_snapshot()::text, {NEXT_RELEASE}::text"
     " WHERE pg_current_xact_id_if_assigned() IS NULL"
 )
+
+
+def snapshot_key(snapshot: str, next_release: str | None) -> str:
+    """What SNAPSHOT's row says, as STATEMENT_SNAPSHOT spells it."""
+    return f"{snapshot} {next_release or ''}"
+
+
 # The same, as a column of another query: its own snapshot, or NULL.
 STATEMENT_SNAPSHOT = (
     select(
-        cast(func.pg_current_snapshot(), Text).concat(
-            func.coalesce(literal(" ").concat(cast(literal_column(NEXT_RELEASE), Text)), "")
-        )
+        cast(func.pg_current_snapshot(), Text)
+        .concat(literal(" "))
+        .concat(func.coalesce(cast(literal_column(NEXT_RELEASE), Text), ""))
     )
     .where(func.pg_current_xact_id_if_assigned().is_(None))
     .scalar_subquery()
@@ -183,7 +190,7 @@ async def check_snapshot(conditional: Conditional, connection: AsyncConnection) 
     path it cost about as much CPU as all the rest of the 304 (bench/README.md).
     """
     rows = await fetch_sql(connection, SNAPSHOT)
-    conditional.snapshot = rows[0][0] if rows else None
+    conditional.snapshot = snapshot_key(*rows[0]) if rows else None
     if conditional.snapshot is None:
         return
     tag = remembered.get(conditional.snapshot, conditional.url)

@@ -19,12 +19,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from auth import ViewerId
 from authors import fetch_authors_page
+from comment_queries import fetch_comments_page
 from config import settings, site_url
 from content import highlighted
 from database import ReadDep
 from paging import PageStart, page_offset, start_at
 from queries import fetch_posts_page, is_public
-from routers.comments import fetch_comments_page
 from routers.posts import PostReadDep
 from routers.tags import TagName, fetch_tag_counts
 from routers.users import UserReadDep

@@ -15,34 +15,41 @@ pytestmark = pytest.mark.anyio
 PUBLIC_NEWEST_FIRST = ["Newest", "Newer", "Old"]
 
 
-async def add_user(db_session, username: str, role: str = "author", suspended: bool = False):
-    user = models.User(
-        username=username,
-        email=f"{username}@example.com",
-        password_hash="not a hash",
-        role=role,
-        suspended_at=datetime.now(UTC) if suspended else None,
-    )
-    db_session.add(user)
+async def stored(db_session, row):
+    """`row` added to the test's transaction, its defaults filled in."""
+    db_session.add(row)
     await db_session.flush()
-    return user
+    return row
+
+
+async def add_user(db_session, username: str, role: str = "author", suspended: bool = False):
+    return await stored(
+        db_session,
+        models.User(
+            username=username,
+            email=f"{username}@example.com",
+            password_hash="not a hash",
+            role=role,
+            suspended_at=datetime.now(UTC) if suspended else None,
+        ),
+    )
 
 
 async def add_post(
     db_session, author: models.User, title: str, minutes_ago: int, published: bool = True
 ) -> models.Post:
     """A post dated `minutes_ago` (negative: to come, so scheduled when published)."""
-    post = models.Post(
-        title=title,
-        content=f"About {title}.",
-        author=author,
-        published=published,
-        author_suspended=author.suspended_at is not None,
-        date_posted=datetime.now(UTC) - timedelta(minutes=minutes_ago),
+    return await stored(
+        db_session,
+        models.Post(
+            title=title,
+            content=f"About {title}.",
+            author=author,
+            published=published,
+            author_suspended=author.suspended_at is not None,
+            date_posted=datetime.now(UTC) - timedelta(minutes=minutes_ago),
+        ),
     )
-    db_session.add(post)
-    await db_session.flush()
-    return post
 
 
 @pytest.fixture

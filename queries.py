@@ -347,11 +347,11 @@ async def fetch_posts_page(
     )
     page, count = page_statement(kind, after_cursor=after is not None)
     memo_key = (kind, user_id, tag, viewer_id)
-    rows, total = await fetch_page(db, page, params, memo_key)
+    rows, total, snapshot = await fetch_page(db, page, params, memo_key)
     if total is None:  # past the last page
         total = await db.scalar(count, params) or 0
     if total >= COUNTED_UP_TO:
-        total = await estimate_total(db, kind, params)
+        total = await estimate_total(db, kind, params, memo_key, snapshot)
     rows, rest = rows[:limit], rows[limit:]
     return PaginatedPosts.model_validate(
         {
@@ -367,6 +367,8 @@ async def fetch_posts_page(
 
 # The last total each list was counted to, under the snapshot of that count: per worker.
 counted_totals: Remembered[int] = Remembered()
+# The planner's estimate of each list past COUNTED_UP_TO, under the snapshot of its count.
+estimated_totals: Remembered[int] = Remembered()
 
 
 async def fetch_page(
@@ -374,22 +376,22 @@ async def fetch_page(
     statement: Select[Any],
     params: dict[str, Any],
     memo_key: Hashable,
-) -> tuple[list[tuple[Any, ...]], int | None]:
-    """The rows of a page of `with_authors` and the list's total (None past the last page,
+) -> tuple[list[tuple[Any, ...]], int | None, str | None]:
+    """The rows of a page of `with_authors`, the list's total (None past the last page,
     which has no row to carry it): counted by PostgreSQL, or remembered from the last count
-    under the same snapshot."""
+    under the same snapshot; and that snapshot (None when the connection has written)."""
     known = counted_totals.latest(memo_key)  # taken now: another request may replace it
     params["known_snapshot"] = known[0] if known else None
     rows = await fetch_all(db, statement, params, inline=("limit", "skip"))
     if not rows:
-        return rows, None
+        return rows, None, None
     snapshot, total = rows[0][SNAPSHOT_AT], rows[0][TOTAL_AT]
     if total is None:  # not counted: the snapshot is the one `known` was counted under
         assert known is not None
-        return rows, known[1]
+        return rows, known[1], known[0]
     if snapshot is not None:
         counted_totals.put(snapshot, memo_key, total)
-    return rows, total
+    return rows, total, snapshot
 
 
 def cursor_after(row: tuple[Any, ...]) -> str:
@@ -405,17 +407,28 @@ def signed_cursor(position: Position, secret: str) -> str:
 
 
 async def estimate_total(
-    db: AsyncConnection | AsyncSession, kind: Kind, params: dict[str, Any]
+    db: AsyncConnection | AsyncSession,
+    kind: Kind,
+    params: dict[str, Any],
+    memo_key: Hashable = None,
+    snapshot: str | None = None,
 ) -> int:
     """The total of a list that has more than COUNTED_UP_TO posts: the planner's estimate.
 
     Exact counts at scale cost a walk over every row, on every page; an estimate costs a
     lookup in the statistics PostgreSQL keeps up to date (ANALYZE, autovacuum) and scales to
     the table's current size. It is never below the bound, which the exact count reached.
+    Under the `snapshot` of the list's count, the estimate made under it is used again: the
+    statement is a round trip of its own, as costly as the rest of a page.
     """
+    if snapshot is not None and (known := estimated_totals.get(snapshot, memo_key)):
+        return known
     plan = await db.scalar(estimate_statement(kind), params)
     rows: float = plan[0]["Plan"]["Plan Rows"]
-    return max(COUNTED_UP_TO, round(rows))
+    estimate = max(COUNTED_UP_TO, round(rows))
+    if snapshot is not None:
+        estimated_totals.put(snapshot, memo_key, estimate)
+    return estimate
 
 
 async def read_post(
@@ -432,9 +445,19 @@ def is_public(post: PostResponse) -> bool:
     return post.published and not post.author.suspended
 
 
-COMMENTS_OF_POST = select(func.count()).where(models.Comment.post_id == bindparam("post_id"))
+# The comments of one post that the public sees, as COMMENT_COUNT counts them for a page.
+COMMENTS_OF_POST = (
+    select(func.count())
+    .select_from(models.Comment)
+    .join(COMMENTER, COMMENTER.id == models.Comment.user_id)
+    .where(
+        models.Comment.post_id == bindparam("post_id"),
+        models.Comment.status == "approved",
+        COMMENTER.suspended_at.is_(None),
+    )
+)
 
 
 async def count_comments(db: AsyncSession, post_id: int) -> int:
-    """How many comments a post has, whatever their status: one query."""
+    """How many comments of a post the public sees (its `comment_count`): one query."""
     return await db.scalar(COMMENTS_OF_POST, {"post_id": post_id}) or 0

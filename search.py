@@ -128,13 +128,13 @@ async def fetch_search_page(
     end = skip + limit
     memo_key = (kind, q, tag)
     first = ranked if skip < RANKED_MATCHES else older
-    rows, counted = await fetch_page(db, first, params, memo_key)
+    rows, counted, snapshot = await fetch_page(db, first, params, memo_key)
     total: int = counted if counted is not None else (await db.scalar(count, params) or 0)
     if skip < RANKED_MATCHES < end and total > RANKED_MATCHES:
         rest = {**params, "skip": RANKED_MATCHES, "limit": end - RANKED_MATCHES}
         rows += (await fetch_page(db, older, rest, memo_key))[0]
     if total >= COUNTED_UP_TO:
-        total = await estimate_total(db, kind, params)
+        total = await estimate_total(db, kind, params, memo_key, snapshot)
     posts = [post_fields(row) for row in rows]
     return PaginatedPosts.model_validate(
         {

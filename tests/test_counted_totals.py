@@ -22,6 +22,7 @@ from tests.conftest import (
     one_snapshot,
 )
 from tests.test_cursors import plan_nodes
+from tests.test_query_counts import count_statements
 
 pytestmark = pytest.mark.anyio
 
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.anyio
 def fresh_memo(monkeypatch):
     """A memo of this test's own: the values planted below never reach another test."""
     monkeypatch.setattr(queries, "counted_totals", caching.Remembered())
+    monkeypatch.setattr(queries, "estimated_totals", caching.Remembered())
 
 
 @pytest.fixture
@@ -108,7 +110,8 @@ async def test_postgresql_skips_the_count_under_the_known_snapshot(writer):
     params = {**bound, "skip": 0, "limit": 11, "user_id": user["id"]}
     async with one_snapshot(engine) as (_, connection):
         snapshot = await connection.exec_driver_sql(caching.SNAPSHOT)
-        known = caching.snapshot_key(*snapshot.one())
+        row = snapshot.one()
+        known = caching.snapshot_key(row[0], row[1])
         counts = {}
         for known_snapshot in (None, known):
             plan = await connection.exec_driver_sql(
@@ -123,3 +126,19 @@ async def test_postgresql_skips_the_count_under_the_known_snapshot(writer):
             ]
             counts[known_snapshot] = count["Actual Loops"]
     assert counts == {None: 1, known: 0}
+
+
+async def test_under_one_snapshot_a_list_past_the_counted_bound_is_estimated_once(
+    writer, monkeypatch
+):
+    """Past COUNTED_UP_TO the total is the planner's estimate: a round trip of its own, made
+    once per snapshot like the count, not on every page."""
+    _client, engine, _user, _headers = writer
+    monkeypatch.setattr(queries, "COUNTED_UP_TO", 2)  # the writer's two posts reach it
+    async with one_snapshot(engine) as (reader, _):
+        with count_statements() as statements:
+            first = (await reader.get("/api/posts")).json()
+            again = (await reader.get("/api/posts")).json()
+    estimates = [statement for statement in statements if statement.startswith("EXPLAIN")]
+    assert len(estimates) == 1
+    assert first["total"] == again["total"] >= 2

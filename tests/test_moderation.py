@@ -573,3 +573,13 @@ async def test_the_moderation_script_uses_the_api_and_writes_text_only(client):
     assert "textContent" in script
     for unsafe in ("innerHTML", "outerHTML", "insertAdjacentHTML", "localStorage", "Bearer"):
         assert unsafe not in script
+
+
+async def test_an_edited_post_counts_its_comments_as_every_read_does(client, post, alice, pending):
+    """An edit's answer gives the `comment_count` the lists and the post give: the public's."""
+    await comment(client, post["id"], alice[1], "Out in the open")
+    edited = await client.patch(
+        f"/api/posts/{post['id']}", json={"title": "Alice's post, edited"}, headers=alice[1]
+    )
+    read = await client.get(f"/api/posts/{post['id']}")
+    assert edited.json()["comment_count"] == read.json()["comment_count"] == 1

@@ -110,8 +110,8 @@ async def test_postgresql_skips_the_count_under_the_known_snapshot(writer):
     params = {**bound, "skip": 0, "limit": 11, "user_id": user["id"]}
     async with one_snapshot(engine) as (_, connection):
         snapshot = await connection.exec_driver_sql(caching.SNAPSHOT)
-        row = snapshot.one()
-        known = caching.snapshot_key(row[0], row[1])
+        values = list(snapshot.one())  # the snapshot, and the next scheduled moment
+        known = caching.snapshot_key(values[0], values[1])
         counts = {}
         for known_snapshot in (None, known):
             plan = await connection.exec_driver_sql(

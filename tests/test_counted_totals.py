@@ -5,6 +5,7 @@ These tests need committed data and a snapshot that stays put, so they write thr
 on an engine of its own and read on a REPEATABLE READ transaction (one snapshot throughout).
 """
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -122,7 +123,11 @@ async def test_postgresql_skips_the_count_under_the_known_snapshot(writer):
             [count] = [
                 node
                 for node in nodes  # not the comment counts: a SubPlan, run for each post
-                if node["Node Type"] == "Aggregate" and node["Parent Relationship"] == "InitPlan"
+                if node["Node Type"] == "Aggregate"
+                and node["Parent Relationship"] == "InitPlan"
+                # nor the snapshot's next scheduled moment (a min(), an aggregate too where
+                # PostgreSQL does not turn it into an index probe with a LIMIT)
+                and "date_posted > statement_timestamp()" not in json.dumps(node)
             ]
             counts[known_snapshot] = count["Actual Loops"]
     assert counts == {None: 1, known: 0}

@@ -12,6 +12,7 @@ import pytest
 from anyio import wait_all_tasks_blocked
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from sqlalchemy import text
 
 import auth
 import database
@@ -303,3 +304,14 @@ def test_the_token_is_read_from_the_environment_and_kept_out_of_reprs(monkeypatc
     assert METRICS_TOKEN not in repr(read)
     monkeypatch.setenv("METRICS_TOKEN", "")  # an empty variable counts as unset
     assert Settings(_env_file=None).metrics_token is None
+
+
+async def test_a_scrape_answers_without_the_job_counts_when_the_database_cannot_give_them(
+    client, monkeypatch, caplog
+):
+    monkeypatch.setattr(metrics, "COUNT_JOBS", text("SELECT 1 / 0"))  # the query fails
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "http_requests_total" in response.text
+    assert "jobs_waiting" not in response.text
+    assert "The job counts were left out of /metrics" in caplog.text
